@@ -1,0 +1,3 @@
+from pushgate.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,63 @@
+"""pushgate's Python API: thin functions over the core, one request object each.
+
+>>> import pushgate
+>>> result = pushgate.push(pushgate.PushRequest(model="model/", destinations=("serving/m",)))
+>>> result.pushed, result.version
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+
+from pushgate.destination import open_destination
+from pushgate.journal import Journal, VersionInfo
+from pushgate.progress import Progress
+from pushgate.pushing import PushRequest, PushResult
+from pushgate.pushing import push as _push
+
+__all__ = ["PushRequest", "PushResult", "push", "serving_version", "versions"]
+
+
+def push(request: PushRequest | None = None, progress: Progress | None = None, **kwargs: object) -> PushResult:
+    """Push a model; takes a :class:`PushRequest` or its fields as keyword arguments."""
+    if request is None:
+        to = kwargs.pop("to", None)
+        if to is not None and "destinations" not in kwargs:
+            kwargs["destinations"] = (to,) if isinstance(to, (str, Path)) else tuple(to)  # type: ignore[arg-type]
+        request = PushRequest(**kwargs)  # type: ignore[arg-type]
+    return _push(request, progress)
+
+
+def versions(base: str | Path, storage_options: Mapping[str, str] | None = None) -> list[VersionInfo]:
+    """Every version at ``base`` (published, unrecorded, missing), oldest first."""
+    dest = open_destination(str(base), storage_options)
+    return Journal(dest).versions()
+
+
+def serving_version(
+    base: str | Path,
+    storage_options: Mapping[str, str] | None = None,
+    into: Path | None = None,
+) -> tuple[str, Path] | None:
+    """The newest published version at ``base`` and a local directory holding it.
+
+    Local destinations return the version directory itself; object stores download it into
+    ``into`` (or a new temporary directory). ``None`` when nothing is published there.
+    """
+    dest = open_destination(str(base), storage_options)
+    newest = Journal(dest).newest_published()
+    if newest is None:
+        return None
+    local = getattr(dest, "local_version_dir", None)
+    if local is not None:
+        return newest.version, local(newest.version)
+    target = Path(into or tempfile.mkdtemp(prefix="pushgate-version-")) / newest.version
+    for rel in dest.list_version_files(newest.version):
+        out = target / rel
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with dest.open_version_file(newest.version, rel) as src, open(out, "wb") as f:
+            shutil.copyfileobj(src, f, 4 * 2**20)
+    return newest.version, target

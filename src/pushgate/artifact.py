@@ -1,0 +1,82 @@
+"""TFX-shaped artifacts on disk: a directory plus its properties.
+
+TFX keeps an artifact's properties (``blessed``, ``pushed``, ...) in ML Metadata. pushgate keeps
+them beside the files, in ``<artifact>/.pushgate-artifact.json``, so any later tool (or a human) can
+read them without a metadata store::
+
+    {"schema": "pushgate.artifact/v1", "type": "PushedModel",
+     "properties": {"pushed": 1, "pushed_destination": "/srv/m/1700000000",
+                    "pushed_version": "1700000000"},
+     "written_by": "pushgate 0.1.0", "written_at": "2026-11-25T22:00:00Z"}
+
+Integer 0/1 flags follow TFX here, at the TFX boundary, and nowhere else in pushgate.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from pushgate.errors import InputError
+
+PROPERTIES_FILE = ".pushgate-artifact.json"
+ARTIFACT_SCHEMA = "pushgate.artifact/v1"
+
+
+def utc_now() -> str:
+    """The current time as an ISO-8601 UTC string with a trailing ``Z``."""
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def artifact_path(artifact: Any) -> Path:
+    """A path from a path-like or a TFX-style artifact object (anything with ``.uri``)."""
+    uri = getattr(artifact, "uri", artifact)
+    if isinstance(uri, (list, tuple)):  # TFX channels resolve to lists of artifacts
+        if len(uri) != 1:
+            raise InputError(f"expected exactly one artifact, got {len(uri)}")
+        return artifact_path(uri[0])
+    if not isinstance(uri, (str, os.PathLike)):
+        raise InputError(f"not a path or an artifact with a uri: {artifact!r}")
+    return Path(os.fspath(uri)).expanduser()
+
+
+def read_properties(directory: Path) -> dict[str, Any]:
+    """The properties stored with an artifact, or ``{}`` when it has none (a TFX-made one)."""
+    path = directory / PROPERTIES_FILE
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as e:
+        raise InputError(f"cannot read artifact properties {path}: {e}") from e
+    props = data.get("properties", {}) if isinstance(data, dict) else {}
+    return props if isinstance(props, dict) else {}
+
+
+def write_properties(directory: Path, artifact_type: str, properties: dict[str, Any]) -> Path:
+    """Write (atomically) the properties file of an artifact directory; returns its path."""
+    directory.mkdir(parents=True, exist_ok=True)
+    from pushgate import __version__
+
+    doc = {
+        "schema": ARTIFACT_SCHEMA,
+        "type": artifact_type,
+        "properties": properties,
+        "written_by": f"pushgate {__version__}",
+        "written_at": utc_now(),
+    }
+    path = directory / PROPERTIES_FILE
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-artifact-")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(doc, f, indent=2, sort_keys=True)
+            f.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path

@@ -1,0 +1,131 @@
+"""Blessings: the verdicts of the Evaluator (ModelBlessing) and InfraValidator (InfraBlessing).
+
+A blessing artifact is a directory holding one empty marker file, as TFX writes it:
+
+========================  ===============  ===================
+artifact                  blessed          not blessed
+========================  ===============  ===================
+ModelBlessing (Evaluator) ``BLESSED``      ``NOT_BLESSED``
+InfraBlessing             ``INFRA_BLESSED`` ``INFRA_NOT_BLESSED``
+========================  ===============  ===================
+
+A directory with neither marker has **no verdict** (TFX's Evaluator without thresholds). pushgate
+keeps the three states apart everywhere: ``blessed``, ``not_blessed``, ``no_verdict``, plus
+``absent`` when no blessing was given at all.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pushgate.artifact import read_properties, write_properties
+from pushgate.errors import InputError
+
+
+class Verdict(str, enum.Enum):
+    """What one blessing input says."""
+
+    BLESSED = "blessed"
+    NOT_BLESSED = "not_blessed"
+    NO_VERDICT = "no_verdict"
+    ABSENT = "absent"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class BlessingKind(str, enum.Enum):
+    """Which validator a blessing comes from."""
+
+    MODEL = "model_blessing"
+    INFRA = "infra_blessing"
+
+    @property
+    def markers(self) -> tuple[str, str]:
+        """(blessed marker, not-blessed marker) file names."""
+        if self is BlessingKind.MODEL:
+            return ("BLESSED", "NOT_BLESSED")
+        return ("INFRA_BLESSED", "INFRA_NOT_BLESSED")
+
+    @property
+    def artifact_type(self) -> str:
+        return "ModelBlessing" if self is BlessingKind.MODEL else "InfraBlessing"
+
+
+@dataclass(frozen=True)
+class Blessing:
+    """One blessing input as read from disk."""
+
+    kind: BlessingKind
+    verdict: Verdict
+    path: Path | None = None
+    properties: dict[str, Any] | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "verdict": self.verdict.value,
+            "path": str(self.path) if self.path else None,
+            "properties": self.properties or {},
+        }
+
+
+def absent(kind: BlessingKind) -> Blessing:
+    """The blessing of an input that was not given."""
+    return Blessing(kind=kind, verdict=Verdict.ABSENT)
+
+
+def read_blessing(path: Path, kind: BlessingKind) -> Blessing:
+    """Read a blessing directory's marker files (and pushgate's properties, if present)."""
+    if not path.exists():
+        raise InputError(
+            f"{kind.value.replace('_', ' ')} path does not exist: {path} "
+            f"(give the {kind.artifact_type} artifact directory the validator wrote)"
+        )
+    if not path.is_dir():
+        raise InputError(
+            f"{kind.value.replace('_', ' ')} path is a file, not an artifact directory: {path}"
+        )
+    yes, no = kind.markers
+    has_yes, has_no = (path / yes).exists(), (path / no).exists()
+    if has_yes and has_no:
+        raise InputError(
+            f"{path} holds both {yes} and {no}; the blessing is ambiguous. "
+            "Re-run the validator into an empty directory."
+        )
+    props = read_properties(path)
+    if has_yes:
+        verdict = Verdict.BLESSED
+    elif has_no:
+        verdict = Verdict.NOT_BLESSED
+    else:
+        verdict = Verdict.NO_VERDICT
+    flag = props.get("blessed")
+    if flag is not None and verdict is not Verdict.NO_VERDICT:
+        if bool(int(flag)) != (verdict is Verdict.BLESSED):
+            raise InputError(
+                f"{path}: marker file says {verdict.value} but its properties say blessed={flag}; "
+                "the artifact was edited by hand or half-written. Re-run the validator."
+            )
+    return Blessing(kind=kind, verdict=verdict, path=path, properties=props)
+
+
+def write_blessing(
+    path: Path, kind: BlessingKind, blessed: bool, properties: dict[str, Any] | None = None
+) -> Blessing:
+    """Write a blessing artifact the way TFX does (marker + ``blessed`` property)."""
+    path.mkdir(parents=True, exist_ok=True)
+    yes, no = kind.markers
+    for name in (yes, no):
+        (path / name).unlink(missing_ok=True)
+    (path / (yes if blessed else no)).touch()
+    props = {**(properties or {}), "blessed": 1 if blessed else 0}
+    write_properties(path, kind.artifact_type, props)
+    return Blessing(
+        kind=kind,
+        verdict=Verdict.BLESSED if blessed else Verdict.NOT_BLESSED,
+        path=path,
+        properties=props,
+    )

@@ -1,0 +1,51 @@
+"""Small printing helpers shared by the CLI commands."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+from pushgate.progress import Progress, TerminalProgress
+
+
+def emit_json(doc: Any) -> None:
+    """Exactly one JSON document on stdout."""
+    json.dump(doc, sys.stdout, indent=2, sort_keys=False, default=str)
+    sys.stdout.write("\n")
+
+
+def warn(message: str) -> None:
+    print(f"pushgate: warning: {message}", file=sys.stderr)
+
+
+def progress_for(enabled: bool = True) -> Progress:
+    """A terminal bar when stderr is a terminal, else nothing."""
+    return TerminalProgress() if enabled and sys.stderr.isatty() else Progress()
+
+
+def add_json(parser: Any) -> None:
+    parser.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+
+
+def add_storage_options(parser: Any) -> None:
+    parser.add_argument(
+        "--storage-option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="an object-store option (e.g. endpoint=http://127.0.0.1:9000, region=us-east-1); "
+        "repeatable; credentials are better left to the environment",
+    )
+
+
+def storage_options(args: Any) -> dict[str, str]:
+    from pushgate.errors import UsageError
+
+    out: dict[str, str] = {}
+    for item in getattr(args, "storage_option", []) or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise UsageError(f"--storage-option needs KEY=VALUE, got {item!r}")
+        out[key.strip()] = value
+    return out

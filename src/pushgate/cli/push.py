@@ -1,0 +1,91 @@
+"""``pushgate push``."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from pushgate.cli._output import (
+    add_json,
+    add_storage_options,
+    emit_json,
+    progress_for,
+    storage_options,
+    warn,
+)
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser(
+        "push",
+        help="push a model when its blessings allow it",
+        description="Check the blessings (TFX's truth table), then publish the model as a new "
+        "numbered version under each --to BASE: staged under BASE/.pushgate, made durable, "
+        "published in one atomic step, recorded in BASE's journal.",
+    )
+    p.add_argument("--model", metavar="PATH",
+                   help="TFX Model artifact (Format-Serving/, serving_model_dir/, Estimator "
+                   "export/) or a bare model directory; default: <infra-blessing>/stamped_model")
+    p.add_argument("--model-blessing", metavar="PATH",
+                   help="the Evaluator's ModelBlessing directory (BLESSED / NOT_BLESSED)")
+    p.add_argument("--infra-blessing", metavar="PATH",
+                   help="the InfraValidator's InfraBlessing directory (INFRA_BLESSED / ...)")
+    p.add_argument("--to", metavar="BASE", action="append", required=True,
+                   help="the base directory or URL servers watch (repeat for several)")
+    p.add_argument("--pushed-model", metavar="PATH",
+                   help="write TFX's PushedModel artifact here (model copy + properties)")
+    p.add_argument("--versioning", choices=("auto", "sequential"), default="auto",
+                   help="auto: Unix seconds, always above the highest (default); "
+                   "sequential: highest + 1")
+    p.add_argument("--force-reason", metavar="TEXT",
+                   help="push even though a blessing says no or has no verdict; recorded")
+    p.add_argument("--allow-duplicate", action="store_true",
+                   help="publish a new version even when the newest one has identical bytes")
+    p.add_argument("--on-publish", metavar="COMMAND",
+                   help="shell command run after each publish (env PUSHGATE_*, JSON on stdin)")
+    p.add_argument("--no-progress", action="store_true", help="never draw a progress bar")
+    add_storage_options(p)
+    add_json(p)
+    p.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from pushgate.api import push
+    from pushgate.pushing import PushRequest
+
+    request = PushRequest(
+        destinations=tuple(args.to),
+        model=args.model,
+        model_blessing=args.model_blessing,
+        infra_blessing=args.infra_blessing,
+        pushed_model=args.pushed_model,
+        versioning=args.versioning,
+        force_reason=args.force_reason,
+        allow_duplicate=args.allow_duplicate,
+        on_publish=args.on_publish,
+        storage_options=storage_options(args),
+    )
+    result = push(request, progress_for(not args.no_progress and not args.json))
+    for w in result.warnings:
+        warn(w)
+    if args.json:
+        emit_json(result.to_json())
+    else:
+        verdicts = ", ".join(f"{k}={b.verdict.value}" for k, b in result.blessings.items())
+        if not result.pushed:
+            print("NOT PUSHED")
+        for d in result.destinations:
+            if d.error:
+                print(f"FAILED    {d.url}: {d.error}")
+            elif d.already_present:
+                print(f"UNCHANGED {d.destination} (version {d.version} already holds these bytes)")
+            elif d.pushed:
+                print(f"PUSHED    {d.destination} (version {d.version})")
+            for line in d.recovered:
+                print(f"          recovered: {line}")
+        print(f"reason:   {result.reason}")
+        print(f"model:    {result.model}" + (f" [{result.model_layout}]" if result.model_layout else ""))
+        print(f"blessings: {verdicts}")
+        if result.digest:
+            print(f"digest:   {result.digest}")
+    return 1 if result.failed else 0

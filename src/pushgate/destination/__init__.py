@@ -1,0 +1,56 @@
+"""Destinations, chosen by URL scheme in one registry and imported lazily.
+
+=====================  ==================================================  =========
+scheme                 implementation                                      extra
+=====================  ==================================================  =========
+(a path), ``file://``  :class:`pushgate.destination.local.LocalDestination`  —
+``s3://``              :mod:`pushgate.destination.objectstore` (obstore)     ``s3``
+``gs://``              :mod:`pushgate.destination.objectstore` (obstore)     ``gcs``
+``az://``/``abfs://``  :mod:`pushgate.destination.objectstore` (obstore)     ``azure``
+``memory://``          :mod:`pushgate.destination.objectstore` (obstore)     ``cloud``
+=====================  ==================================================  =========
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Mapping
+
+from pushgate.destination.base import Destination
+from pushgate.errors import DestinationInputError, MissingDependencyError
+
+#: scheme -> (module, factory name, extra)
+REGISTRY: dict[str, tuple[str, str, str]] = {
+    "file": ("pushgate.destination.local", "LocalDestination", ""),
+    "s3": ("pushgate.destination.objectstore", "ObjectStoreDestination", "s3"),
+    "gs": ("pushgate.destination.objectstore", "ObjectStoreDestination", "gcs"),
+    "az": ("pushgate.destination.objectstore", "ObjectStoreDestination", "azure"),
+    "abfs": ("pushgate.destination.objectstore", "ObjectStoreDestination", "azure"),
+    "memory": ("pushgate.destination.objectstore", "ObjectStoreDestination", "cloud"),
+}
+
+
+def scheme_of(url: str) -> str:
+    """The URL scheme, or ``file`` for a plain path."""
+    head, sep, _ = url.partition("://")
+    return head.lower() if sep else "file"
+
+
+def open_destination(url: str, storage_options: Mapping[str, str] | None = None) -> Destination:
+    """The destination for a BASE path or URL."""
+    scheme = scheme_of(url)
+    try:
+        module_name, factory, extra = REGISTRY[scheme]
+    except KeyError:
+        known = ", ".join(f"{s}://" for s in REGISTRY if s != "file")
+        raise DestinationInputError(
+            f"unknown destination scheme {scheme}:// in {url}; use a local path or one of {known}"
+        ) from None
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as e:
+        raise MissingDependencyError(f"{scheme}:// destinations", extra or "cloud") from e
+    if scheme == "file":
+        path = url[len("file://") :] if url.startswith("file://") else url
+        return module.LocalDestination(path)  # type: ignore[no-any-return]
+    return getattr(module, factory)(url, dict(storage_options or {}))  # type: ignore[no-any-return]

@@ -1,0 +1,120 @@
+"""The one protocol every destination (local disk, object stores) implements.
+
+A destination is a BASE location where model servers watch numeric children ``<BASE>/<version>/``.
+pushgate keeps everything of its own under ``<BASE>/.pushgate/`` (never numeric, so never served):
+
+- ``claims/<version>.json``  create-only: owning a claim is owning that version number
+- ``records/<version>.json`` the journal record of a published version
+- ``events/<time>-<id>.json`` one lifecycle event (push, rollback, prune, pin, hook ...)
+- ``pins/<version>``          versions prune must keep
+- ``staging/<id>/``           copies being made; never served, removed when stale
+
+The destination owns the commit protocol: ``publish`` makes a staged copy visible as a version
+and writes its record in the order that keeps the store true on a crash at any instant.
+"""
+
+from __future__ import annotations
+
+import re
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import BinaryIO
+
+from pushgate.manifest import Manifest
+from pushgate.source import SourceFile
+
+META = ".pushgate"
+VERSION_NAME = re.compile(r"^[0-9]+$")
+
+ProgressFn = Callable[[int], None]
+
+
+def is_version_name(name: str) -> bool:
+    """True when a model server would treat ``name`` as a version (all digits)."""
+    return bool(VERSION_NAME.match(name))
+
+
+@dataclass(frozen=True)
+class Staged:
+    """A copy of the model under the destination's staging area."""
+
+    token: str
+    manifest: Manifest
+
+
+class Destination(ABC):
+    """A BASE location that holds numbered model versions and pushgate's own records."""
+
+    #: the URL or path as the user gave it, for messages (never with credentials)
+    url: str
+
+    # -- versions -----------------------------------------------------------------------------
+    @abstractmethod
+    def numeric_children(self) -> list[str]:
+        """Names of the direct children of BASE whose name is all digits."""
+
+    @abstractmethod
+    def version_url(self, version: str) -> str:
+        """The full location of a version, for records and output."""
+
+    @abstractmethod
+    def list_version_files(self, version: str) -> dict[str, int]:
+        """``{relative path: size}`` of every file stored under ``<BASE>/<version>/``."""
+
+    @abstractmethod
+    def open_version_file(self, version: str, rel: str) -> BinaryIO:
+        """A binary stream of one file of a version (for verify and downloads)."""
+
+    # -- meta (small documents under .pushgate/) ----------------------------------------------
+    @abstractmethod
+    def read_meta(self, key: str) -> bytes | None:
+        """Bytes of ``.pushgate/<key>``, or None when it does not exist."""
+
+    @abstractmethod
+    def write_meta(self, key: str, data: bytes, *, create_only: bool = False) -> bool:
+        """Write ``.pushgate/<key>`` durably; with ``create_only`` return False if it exists."""
+
+    @abstractmethod
+    def list_meta(self, prefix: str) -> list[str]:
+        """Keys (relative to ``.pushgate/``) under a prefix like ``records/``, sorted."""
+
+    @abstractmethod
+    def delete_meta(self, key: str) -> None:
+        """Remove ``.pushgate/<key>``; no error when it is already gone."""
+
+    # -- the push protocol --------------------------------------------------------------------
+    @abstractmethod
+    def check_writable(self) -> None:
+        """Raise DestinationInputError when BASE cannot be used (a file, read-only, no bucket)."""
+
+    @abstractmethod
+    def stage(self, files: list[SourceFile], token: str, progress: ProgressFn | None) -> Staged:
+        """Copy the files under the staging area, durably, hashing while copying."""
+
+    @abstractmethod
+    def stage_from_version(self, version: str, token: str, progress: ProgressFn | None) -> Staged:
+        """Stage an exact copy of an existing version (server-side where the store can)."""
+
+    @abstractmethod
+    def publish(self, staged: Staged, version: str, record: bytes) -> None:
+        """Make the staged copy ``<BASE>/<version>`` and store its record, crash-safely."""
+
+    @abstractmethod
+    def discard(self, token: str) -> None:
+        """Remove a staging copy (best effort, idempotent)."""
+
+    @abstractmethod
+    def recover(self) -> list[str]:
+        """Clean what dead pushers left (staging, unfinished versions); return what was done."""
+
+    @abstractmethod
+    def remove_version(self, version: str) -> None:
+        """Make a version invisible to servers first, then delete its bytes."""
+
+    @abstractmethod
+    def lease(self, token: str) -> AbstractContextManager[None]:
+        """Mark staging ``token`` as owned by this live process for the length of the block,
+        so ``recover`` in another process never removes it (flock locally, a lease object on
+        object stores)."""

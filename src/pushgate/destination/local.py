@@ -1,0 +1,349 @@
+"""Local filesystem destination: stage, fsync, then one atomic rename into ``<BASE>/<version>``.
+
+Crash safety comes from the order of writes:
+
+1. claim ``.pushgate/claims/<v>.json`` with ``O_CREAT|O_EXCL`` (two pushers never share a number);
+2. copy every file into ``.pushgate/staging/<token>/`` (hashing on the way), fsync each file and
+   directory; the staging copy is owned through an ``flock`` held for the whole push;
+3. write the record ``.pushgate/records/<v>.json`` (tmp + fsync + rename);
+4. ``renameat2(RENAME_NOREPLACE)`` the staging directory to ``<BASE>/<v>`` and fsync BASE.
+
+Killed before 4: no numeric directory exists; a later push's ``recover`` removes the staging copy
+(its flock is free) and the record of the version that never appeared. Killed after 4: the
+version is complete and recorded. No instant exists where ``<BASE>/<v>`` is partial.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import fcntl
+import hashlib
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from pathlib import Path
+from typing import BinaryIO
+
+from pushgate.destination.base import META, Destination, ProgressFn, Staged, is_version_name
+from pushgate.errors import DestinationError, DestinationInputError, StorageFullError
+from pushgate.manifest import CHUNK, FileEntry, Manifest, workers
+from pushgate.source import SourceFile
+
+_RENAME_NOREPLACE = 1
+_AT_FDCWD = -100
+
+
+def _renameat2_noreplace(src: Path, dst: Path) -> None:
+    """Rename that fails with EEXIST instead of replacing an (empty) directory at ``dst``."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    fn = getattr(libc, "renameat2", None)
+    if fn is None:  # pragma: no cover - old glibc: exists-check + rename (ENOTEMPTY guards most)
+        if os.path.lexists(dst):
+            raise FileExistsError(errno.EEXIST, "exists", str(dst))
+        os.rename(src, dst)
+        return
+    rc = fn(_AT_FDCWD, os.fsencode(src), _AT_FDCWD, os.fsencode(dst), _RENAME_NOREPLACE)
+    if rc != 0:
+        err = ctypes.get_errno()
+        if err in (errno.EINVAL, errno.ENOSYS):  # filesystem without RENAME_NOREPLACE
+            if os.path.lexists(dst):
+                raise FileExistsError(errno.EEXIST, "exists", str(dst))
+            os.rename(src, dst)
+            return
+        raise OSError(err, os.strerror(err), str(dst))
+
+
+def fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _wrap(e: OSError, what: str, path: Path | str) -> DestinationError:
+    if e.errno in (errno.ENOSPC, errno.EDQUOT):
+        return StorageFullError(f"no space left on the device while {what} {path}")
+    return DestinationError(f"{what} {path} failed: {e.strerror or e}")
+
+
+class LocalDestination(Destination):
+    """A BASE directory on a local (or mounted, POSIX) filesystem."""
+
+    def __init__(self, base: Path | str) -> None:
+        self.base = Path(base).expanduser().absolute()
+        self.url = str(self.base)
+        self.meta = self.base / META
+
+    # -- versions -----------------------------------------------------------------------------
+    def numeric_children(self) -> list[str]:
+        try:
+            return [e.name for e in os.scandir(self.base) if is_version_name(e.name) and e.is_dir()]
+        except FileNotFoundError:
+            return []
+        except OSError as e:
+            raise _wrap(e, "listing", self.base) from e
+
+    def version_url(self, version: str) -> str:
+        return str(self.base / version)
+
+    def list_version_files(self, version: str) -> dict[str, int]:
+        root = self.base / version
+        out: dict[str, int] = {}
+        for dirpath, _dirs, names in os.walk(root):
+            for name in names:
+                p = Path(dirpath) / name
+                out[p.relative_to(root).as_posix()] = p.stat().st_size
+        return out
+
+    def open_version_file(self, version: str, rel: str) -> BinaryIO:
+        return open(self.base / version / rel, "rb")
+
+    def local_version_dir(self, version: str) -> Path:
+        return self.base / version
+
+    # -- meta ---------------------------------------------------------------------------------
+    def read_meta(self, key: str) -> bytes | None:
+        try:
+            return (self.meta / key).read_bytes()
+        except FileNotFoundError:
+            return None
+        except OSError as e:
+            raise _wrap(e, "reading", self.meta / key) from e
+
+    def write_meta(self, key: str, data: bytes, *, create_only: bool = False) -> bool:
+        path = self.meta / key
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if create_only:
+                try:
+                    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+                except FileExistsError:
+                    return False
+                try:
+                    os.write(fd, data)
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+            else:
+                tmp = path.with_name(f".tmp-{uuid.uuid4().hex}-{path.name}")
+                with open(tmp, "wb") as f:
+                    f.write(data)
+                    f.flush()
+                    os.fsync(f.fileno())
+                os.replace(tmp, path)
+            fsync_dir(path.parent)
+            return True
+        except OSError as e:
+            raise _wrap(e, "writing", path) from e
+
+    def list_meta(self, prefix: str) -> list[str]:
+        directory = self.meta / prefix
+        try:
+            names = [n for n in os.listdir(directory) if not n.startswith(".tmp-")]
+        except FileNotFoundError:
+            return []
+        return sorted(f"{prefix.rstrip('/')}/{n}" for n in names)
+
+    def delete_meta(self, key: str) -> None:
+        try:
+            (self.meta / key).unlink(missing_ok=True)
+        except OSError as e:
+            raise _wrap(e, "removing", self.meta / key) from e
+
+    # -- push protocol ------------------------------------------------------------------------
+    def check_writable(self) -> None:
+        if self.base.exists() and not self.base.is_dir():
+            raise DestinationInputError(
+                f"destination is a file, not a directory: {self.base}; give the model's base "
+                "directory (the one TF Serving's --model_base_path points at)"
+            )
+        try:
+            (self.meta / "staging").mkdir(parents=True, exist_ok=True)
+            probe = self.meta / f".tmp-probe-{uuid.uuid4().hex}"
+            probe.write_bytes(b"")
+            probe.unlink()
+        except PermissionError as e:
+            raise DestinationInputError(
+                f"destination is not writable: {self.base} ({e.strerror}); "
+                "fix its permissions or push as a user who may write there"
+            ) from e
+        except OSError as e:
+            raise DestinationInputError(f"cannot use destination {self.base}: {e.strerror}") from e
+
+    @contextmanager
+    def lease(self, token: str) -> Iterator[None]:
+        staging = self.meta / "staging"
+        staging.mkdir(parents=True, exist_ok=True)
+        # Lock under a temporary name, then rename into place, so recover() can never see the
+        # lock file before it is locked.
+        tmp = staging / f".tmp-{token}.lock"
+        fd = os.open(tmp, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            os.write(fd, f"{os.getpid()}\n".encode())
+            os.rename(tmp, staging / f"{token}.lock")
+            yield
+        finally:
+            (staging / f"{token}.lock").unlink(missing_ok=True)
+            tmp.unlink(missing_ok=True)
+            os.close(fd)
+
+    def _copy_one(
+        self, src: SourceFile, dst: Path, progress: ProgressFn | None, buf: bytearray
+    ) -> FileEntry:
+        h = hashlib.sha256()
+        view = memoryview(buf)
+        size = 0
+        with open(src.abspath, "rb", buffering=0) as fin:
+            fd = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            try:
+                while True:
+                    n = fin.readinto(view)
+                    if not n:
+                        break
+                    chunk = view[:n]
+                    h.update(chunk)
+                    written = 0
+                    while written < n:
+                        written += os.write(fd, chunk[written:])
+                    size += n
+                    if progress:
+                        progress(n)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        if size != src.size:
+            raise DestinationError(
+                f"{src.abspath} changed size while being pushed ({src.size} -> {size} bytes); "
+                "push a model directory nobody is writing to"
+            )
+        return FileEntry(src.rel, size, h.hexdigest())
+
+    def _copy_tree(self, files: list[SourceFile], root: Path, progress: ProgressFn | None) -> Manifest:
+        dirs = {root} | {(root / f.rel).parent for f in files}
+        for d in sorted(dirs, key=lambda p: len(p.parts)):
+            d.mkdir(parents=True, exist_ok=True)
+        # Largest first, so the big variable shards start early and the pool ends together.
+        ordered = sorted(files, key=lambda f: -f.size)
+        n = min(workers(), len(ordered))
+        import threading
+
+        local = threading.local()
+
+        def task(f: SourceFile) -> FileEntry:
+            buf = getattr(local, "buf", None)
+            if buf is None:
+                buf = local.buf = bytearray(CHUNK)
+            return self._copy_one(f, root / f.rel, progress, buf)
+
+        with ThreadPoolExecutor(max_workers=max(1, n)) as pool:
+            entries = list(pool.map(task, ordered))
+        for d in sorted(dirs, key=lambda p: -len(p.parts)):
+            fsync_dir(d)
+        return Manifest.of(entries)
+
+    def stage(self, files: list[SourceFile], token: str, progress: ProgressFn | None) -> Staged:
+        root = self.meta / "staging" / token
+        try:
+            manifest = self._copy_tree(files, root, progress)
+        except OSError as e:
+            self.discard(token)
+            err = _wrap(e, "copying the model into", root)
+            if isinstance(err, StorageFullError):
+                err = StorageFullError(
+                    f"no space left on the device under {self.base}: the partial staging copy "
+                    "was removed and nothing was published; free space and push again"
+                )
+            raise err from e
+        except BaseException:
+            self.discard(token)
+            raise
+        return Staged(token, manifest)
+
+    def stage_from_version(self, version: str, token: str, progress: ProgressFn | None) -> Staged:
+        root = self.base / version
+        files = [
+            SourceFile(rel, root / rel, size) for rel, size in self.list_version_files(version).items()
+        ]
+        return self.stage(files, token, progress)
+
+    def publish(self, staged: Staged, version: str, record: bytes) -> None:
+        src = self.meta / "staging" / staged.token
+        dst = self.base / version
+        key = f"records/{version}.json"
+        self.write_meta(key, record)
+        try:
+            _renameat2_noreplace(src, dst)
+            fsync_dir(self.base)
+        except OSError as e:
+            self.delete_meta(key)
+            raise _wrap(e, "publishing", dst) from e
+
+    def discard(self, token: str) -> None:
+        shutil.rmtree(self.meta / "staging" / token, ignore_errors=True)
+
+    def recover(self) -> list[str]:
+        staging = self.meta / "staging"
+        done: list[str] = []
+        try:
+            names = os.listdir(staging)
+        except FileNotFoundError:
+            return done
+        tokens = {n[: -len(".lock")] if n.endswith(".lock") else n for n in names}
+        for token in sorted(t for t in tokens if not t.startswith(".tmp-")):
+            lock = staging / f"{token}.lock"
+            fd = None
+            try:
+                if lock.exists():
+                    fd = os.open(lock, os.O_RDWR)
+                    try:
+                        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    except BlockingIOError:
+                        continue  # a live pusher owns it
+                version = token.split("-", 1)[0]
+                if is_version_name(version) and not (self.base / version).exists():
+                    if self.read_meta(f"records/{version}.json") is not None:
+                        self.delete_meta(f"records/{version}.json")
+                        done.append(f"removed the record of version {version}, never published")
+                if (staging / token).exists():
+                    shutil.rmtree(staging / token, ignore_errors=True)
+                    done.append(f"removed staging debris {staging / token}")
+                lock.unlink(missing_ok=True)
+            except FileNotFoundError:
+                continue
+            finally:
+                if fd is not None:
+                    os.close(fd)
+        # stale temporary lock names of pushers killed between open and rename
+        for n in names:
+            if n.startswith(".tmp-") and n.endswith(".lock"):
+                p = staging / n
+                try:
+                    fd = os.open(p, os.O_RDWR)
+                except FileNotFoundError:
+                    continue
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    p.unlink(missing_ok=True)
+                except BlockingIOError:
+                    pass
+                finally:
+                    os.close(fd)
+        return done
+
+    def remove_version(self, version: str) -> None:
+        src = self.base / version
+        trash = self.meta / "trash"
+        trash.mkdir(parents=True, exist_ok=True)
+        hidden = trash / f"{version}-{uuid.uuid4().hex[:8]}"
+        try:
+            os.rename(src, hidden)  # one atomic step: servers stop seeing it, whole
+            fsync_dir(self.base)
+        except OSError as e:
+            raise _wrap(e, "removing version", src) from e
+        shutil.rmtree(hidden, ignore_errors=True)

@@ -1,0 +1,38 @@
+"""TFX's PushedModel output artifact: a copy of the pushed model plus ``pushed`` properties.
+
+Properties (in ``.pushgate-artifact.json``, see :mod:`pushgate.artifact`): ``pushed`` (1/0),
+``pushed_destination`` (full version path), ``pushed_version`` (the version string), and
+pushgate's extras ``pushed_digest`` and ``pushed_destinations`` (every destination of the push).
+When not pushed the directory holds no model files and ``pushed`` is 0.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+from pushgate.artifact import PROPERTIES_FILE, write_properties
+from pushgate.errors import InputError
+from pushgate.source import SourceFile
+
+
+def write_pushed_model(
+    path: Path, files: list[SourceFile] | None, properties: dict[str, Any]
+) -> Path:
+    """Write the PushedModel artifact at ``path`` (replacing an earlier one there)."""
+    if path.exists() and not path.is_dir():
+        raise InputError(f"--pushed-model path is a file, not a directory: {path}")
+    if path.exists():
+        for child in path.iterdir():
+            if child.is_dir() and not child.is_symlink():
+                shutil.rmtree(child)
+            elif child.name != PROPERTIES_FILE:
+                child.unlink()
+    path.mkdir(parents=True, exist_ok=True)
+    for f in files or []:
+        dst = path / f.rel
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(f.abspath, dst)
+    write_properties(path, "PushedModel", properties)
+    return path

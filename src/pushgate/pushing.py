@@ -1,0 +1,384 @@
+"""One push, start to end: read blessings, decide, resolve the model, then for each destination
+recover, check for a duplicate, claim a version, stage, publish, record.
+
+The order of the steps is the design (see ``docs/architecture.md``): the decision comes first and
+a "do not push" touches no destination; every write to a destination goes through its
+crash-safe protocol in :mod:`pushgate.destination`.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pushgate import __version__
+from pushgate.artifact import artifact_path, utc_now
+from pushgate.blessing import Blessing, BlessingKind, Verdict, absent, read_blessing
+from pushgate.destination import open_destination
+from pushgate.destination.base import Destination
+from pushgate.errors import (
+    DestinationError,
+    PushgateError,
+    UsageError,
+    VersionConflictError,
+)
+from pushgate.gate import Decision, decide
+from pushgate.journal import RECORD_SCHEMA, Journal, dumps, who
+from pushgate.manifest import Manifest, hash_file, workers
+from pushgate.progress import Progress
+from pushgate.pushed_model import write_pushed_model
+from pushgate.source import ModelSource, SourceFile, list_files, resolve_model
+from pushgate.version import check_policy, next_version
+
+CLAIM_ATTEMPTS = 64
+
+
+@dataclass(frozen=True)
+class PushRequest:
+    """Everything one push needs. Artifact fields take a path or a TFX-style artifact."""
+
+    destinations: tuple[str, ...]
+    model: Any = None
+    model_blessing: Any = None
+    infra_blessing: Any = None
+    pushed_model: Any = None
+    versioning: str = "auto"
+    force_reason: str | None = None
+    allow_duplicate: bool = False
+    on_publish: str | None = None
+    storage_options: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.destinations, (str, Path)):
+            object.__setattr__(self, "destinations", (str(self.destinations),))
+        object.__setattr__(self, "destinations", tuple(str(d) for d in self.destinations))
+        if not self.destinations:
+            raise UsageError("no destination: give --to BASE (the model's base directory or URL)")
+        check_policy(self.versioning)
+        if self.force_reason is not None and not self.force_reason.strip():
+            raise UsageError("--force-reason needs a non-empty reason; it is recorded")
+
+
+@dataclass
+class DestinationResult:
+    """What happened at one destination."""
+
+    url: str
+    pushed: bool = False
+    version: str | None = None
+    destination: str | None = None
+    already_present: bool = False
+    error: str | None = None
+    recovered: list[str] = field(default_factory=list)
+    hook: dict[str, Any] | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "url": self.url,
+            "pushed": self.pushed,
+            "version": self.version,
+            "destination": self.destination,
+            "already_present": self.already_present,
+            "error": self.error,
+            "recovered": self.recovered,
+            "hook": self.hook,
+        }
+
+
+@dataclass
+class PushResult:
+    """The outcome of a push. ``version``/``destination`` are those of the first destination."""
+
+    pushed: bool
+    reason: str
+    model: str | None
+    digest: str | None
+    blessings: dict[str, Blessing]
+    forced: bool = False
+    force_reason: str | None = None
+    warnings: list[str] = field(default_factory=list)
+    destinations: list[DestinationResult] = field(default_factory=list)
+    pushed_model: str | None = None
+    model_layout: str | None = None
+
+    @property
+    def version(self) -> str | None:
+        return self.destinations[0].version if self.destinations else None
+
+    @property
+    def destination(self) -> str | None:
+        return self.destinations[0].destination if self.destinations else None
+
+    @property
+    def already_present(self) -> bool:
+        return bool(self.destinations) and all(d.already_present for d in self.destinations)
+
+    @property
+    def failed(self) -> bool:
+        return any(d.error for d in self.destinations)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "pushed": self.pushed,
+            "version": self.version,
+            "destination": self.destination,
+            "reason": self.reason,
+            "model": self.model,
+            "model_layout": self.model_layout,
+            "digest": self.digest,
+            "blessings": {k: b.verdict.value for k, b in self.blessings.items()},
+            "forced": self.forced,
+            "force_reason": self.force_reason,
+            "already_present": self.already_present,
+            "destinations": [d.to_json() for d in self.destinations],
+            "pushed_model": self.pushed_model,
+            "warnings": self.warnings,
+        }
+
+
+def _read(kind: BlessingKind, value: Any) -> Blessing:
+    return absent(kind) if value is None else read_blessing(artifact_path(value), kind)
+
+
+class _SourceHashes:
+    """sha256 of the source files, computed at most once per push and shared by destinations."""
+
+    def __init__(self, files: list[SourceFile], progress: Progress) -> None:
+        self.files = files
+        self.progress = progress
+        self._done: dict[str, str] = {}
+        self._lock = threading.Lock()
+
+    def matches(self, manifest: Manifest) -> bool:
+        """True when the source is byte-identical to ``manifest``; stops at the first mismatch."""
+        want = manifest.by_path()
+        if set(want) != {f.rel for f in self.files}:
+            return False
+        if any(want[f.rel].size != f.size for f in self.files):
+            return False
+        stop = threading.Event()
+
+        def check(f: SourceFile) -> bool:
+            if stop.is_set():
+                return False
+            with self._lock:
+                known = self._done.get(f.rel)
+            digest = known or hash_file(f.abspath, self.progress.advance)
+            with self._lock:
+                self._done[f.rel] = digest
+            if digest != want[f.rel].sha256:
+                stop.set()
+                return False
+            return True
+
+        ordered = sorted(self.files, key=lambda f: -f.size)
+        self.progress.start("checking", sum(f.size for f in ordered))
+        try:
+            with ThreadPoolExecutor(max_workers=min(workers(), len(ordered))) as pool:
+                return all(list(pool.map(check, ordered)))
+        finally:
+            self.progress.finish()
+
+    def digest_if_known(self) -> str | None:
+        if len(self._done) != len(self.files):
+            return None
+        from pushgate.manifest import FileEntry
+
+        return Manifest.of(FileEntry(f.rel, f.size, self._done[f.rel]) for f in self.files).digest
+
+
+def _claim(journal: Journal, policy: str, token_suffix: str) -> tuple[str, str]:
+    taken = set(int(v) for v in journal.dest.numeric_children()) | set(journal.claimed())
+    candidate = next_version(policy, taken)
+    for _ in range(CLAIM_ATTEMPTS):
+        token = f"{candidate}-{token_suffix}"
+        if candidate not in taken and journal.claim(candidate, token):
+            return str(candidate), token
+        taken |= set(int(v) for v in journal.dest.numeric_children()) | set(journal.claimed())
+        taken.add(candidate)
+        candidate = next_version(policy, taken)
+    raise VersionConflictError(
+        f"could not claim a version under {journal.dest.url} after {CLAIM_ATTEMPTS} tries; "
+        "something else keeps creating versions there"
+    )
+
+
+def _record(
+    version: str,
+    dest: Destination,
+    manifest: Manifest,
+    source: ModelSource,
+    decision: Decision,
+    blessings: dict[str, Blessing],
+    request: PushRequest,
+    previous: str | None,
+    kind: str = "push",
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    return {
+        "schema": RECORD_SCHEMA,
+        "kind": kind,
+        "version": version,
+        "destination": dest.version_url(version),
+        "digest": manifest.digest,
+        "manifest": manifest.to_json(),
+        "source": {
+            "path": str(source.path),
+            "layout": source.layout,
+            "artifact": str(source.artifact) if source.artifact else None,
+        },
+        "blessings": {k: b.to_json() for k, b in blessings.items()},
+        "decision": {
+            "reason": decision.reason,
+            "forced": decision.forced,
+            "force_reason": request.force_reason if decision.forced else None,
+        },
+        "pushed_at": utc_now(),
+        **who(),
+        "pushgate_version": __version__,
+        "previous_newest": previous,
+        "versioning": request.versioning,
+        **(extra or {}),
+    }
+
+
+def publish_to(
+    dest: Destination,
+    files: list[SourceFile],
+    request: PushRequest,
+    progress: Progress,
+    make_record: Any,
+    *,
+    from_version: str | None = None,
+) -> tuple[str, Manifest]:
+    """Claim, stage, publish: the crash-safe part shared by push and rollback."""
+    journal = Journal(dest)
+    version, token = _claim(journal, request.versioning, uuid.uuid4().hex[:12])
+    with dest.lease(token):
+        total = sum(f.size for f in files)
+        progress.start("pushing", total)
+        try:
+            if from_version is not None:
+                staged = dest.stage_from_version(from_version, token, progress.advance)
+            else:
+                staged = dest.stage(files, token, progress.advance)
+        finally:
+            progress.finish()
+        try:
+            dest.publish(staged, version, dumps(make_record(version, staged.manifest)))
+        except BaseException:
+            dest.discard(token)
+            raise
+    return version, staged.manifest
+
+
+def push(request: PushRequest, progress: Progress | None = None) -> PushResult:
+    """Push a model when its blessings allow it. See :class:`PushRequest`."""
+    progress = progress or Progress()
+    infra_path = artifact_path(request.infra_blessing) if request.infra_blessing is not None else None
+    model_path = artifact_path(request.model) if request.model is not None else None
+    blessings = {
+        BlessingKind.MODEL.value: _read(BlessingKind.MODEL, request.model_blessing),
+        BlessingKind.INFRA.value: _read(BlessingKind.INFRA, request.infra_blessing),
+    }
+    if model_path is None and infra_path is None:
+        raise UsageError("nothing to push: give --model, or --infra-blessing with a stamped model")
+    decision = decide(*blessings.values(), force_reason=request.force_reason)
+    warnings = list(decision.warnings)
+    pushed_model = artifact_path(request.pushed_model) if request.pushed_model is not None else None
+
+    if not decision.push:
+        if pushed_model is not None:
+            write_pushed_model(pushed_model, None, {"pushed": 0})
+        try:  # report the model TFX would have pushed; a bad one is no reason to fail here
+            model_desc = str(resolve_model(model_path, infra_path)[0].path)
+        except PushgateError:
+            model_desc = str(model_path or (infra_path and infra_path / "stamped_model"))
+        return PushResult(
+            pushed=False, reason=decision.reason, model=model_desc, digest=None,
+            blessings=blessings, warnings=warnings,
+            pushed_model=str(pushed_model) if pushed_model else None,
+        )
+
+    source, source_warnings = resolve_model(model_path, infra_path)
+    warnings += source_warnings
+    files = list_files(source.path)
+    hashes = _SourceHashes(files, progress)
+    results: list[DestinationResult] = []
+    digest: str | None = None
+    for url in request.destinations:
+        res = DestinationResult(url=url)
+        results.append(res)
+        try:
+            dest = open_destination(url, request.storage_options)
+            res.url = dest.url
+            dest.check_writable()
+            res.recovered = dest.recover()
+            journal = Journal(dest)
+            newest = journal.newest_published()
+            if newest is not None and newest.record and not request.allow_duplicate:
+                if hashes.matches(Manifest.from_json(newest.record["manifest"])):
+                    res.pushed, res.already_present = True, True
+                    res.version, res.destination = newest.version, dest.version_url(newest.version)
+                    digest = newest.record["digest"]
+                    journal.event("push", version=newest.version, digest=digest,
+                                  already_present=True, source=str(source.path))
+                    continue
+            previous = newest.version if newest else None
+
+            def make_record(version: str, manifest: Manifest, _prev: str | None = previous,
+                            _dest: Destination = dest) -> dict[str, Any]:
+                known = hashes.digest_if_known()
+                if known is not None and known != manifest.digest:
+                    raise DestinationError(
+                        f"the model at {source.path} changed while it was being pushed; "
+                        "push a model directory nobody is writing to"
+                    )
+                return _record(version, _dest, manifest, source, decision, blessings, request, _prev)
+
+            version, manifest = publish_to(dest, files, request, progress, make_record)
+            digest = manifest.digest
+            res.pushed, res.version, res.destination = True, version, dest.version_url(version)
+            journal.event("push", version=version, digest=digest, forced=decision.forced,
+                          force_reason=request.force_reason if decision.forced else None,
+                          previous_newest=previous, source=str(source.path))
+        except PushgateError as e:
+            if len(request.destinations) == 1:
+                raise
+            res.error = str(e)
+        if res.pushed and request.on_publish:
+            from pushgate.hook import run_hook
+
+            res.hook = run_hook(request.on_publish, dest, res, digest, "push")
+            if not res.hook["ok"]:
+                warnings.append(f"--on-publish hook failed at {res.url}: {res.hook['error']}")
+    pushed = any(r.pushed for r in results)
+    first = next((r for r in results if r.pushed), None)
+    if pushed_model is not None:
+        props: dict[str, Any] = {"pushed": 1 if pushed else 0}
+        if first is not None:
+            props.update(
+                pushed_destination=first.destination,
+                pushed_version=first.version,
+                pushed_digest=digest,
+                pushed_destinations=[r.destination for r in results if r.pushed],
+            )
+        write_pushed_model(pushed_model, files if pushed else None, props)
+    reason = decision.reason
+    if results and all(r.already_present for r in results):
+        reason += f"; identical to version {results[0].version}, already published (nothing copied)"
+    failed = [r for r in results if r.error]
+    if failed:
+        reason += "; failed at " + ", ".join(r.url for r in failed)
+    return PushResult(
+        pushed=pushed, reason=reason, model=str(source.path), digest=digest,
+        blessings=blessings, forced=decision.forced,
+        force_reason=request.force_reason if decision.forced else None,
+        warnings=warnings, destinations=results,
+        pushed_model=str(pushed_model) if pushed_model else None, model_layout=source.layout,
+    )

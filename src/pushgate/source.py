@@ -1,0 +1,158 @@
+"""Find the model directory to push, and list its files safely.
+
+Accepted ``--model`` shapes, in the order they are tried:
+
+1. TFX Model artifact: ``<uri>/Format-Serving/`` (current TFX) or ``<uri>/serving_model_dir/``
+   (older TFX). Inside either, the Estimator layout ``export/<exporter>/<timestamp>/`` is followed
+   with TFX's rule: exactly one entry at each of those two levels, otherwise an error.
+2. A bare model directory: a SavedModel (``saved_model.pb``), a Triton version folder, anything.
+
+Without ``--model``, the InfraValidator's ``<infra_blessing>/stamped_model`` is used.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+
+from pushgate.errors import InputError
+
+FORMAT_SERVING = "Format-Serving"
+SERVING_MODEL_DIR = "serving_model_dir"
+STAMPED_MODEL = "stamped_model"
+
+
+@dataclass(frozen=True)
+class SourceFile:
+    """One regular file of the model: its path inside the model and where to read it."""
+
+    rel: str
+    abspath: Path
+    size: int
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """The resolved model directory and how it was found."""
+
+    path: Path
+    layout: str  # "tfx-format-serving" | "tfx-serving-model-dir" | "tfx-estimator-export" | ...
+    artifact: Path | None = None  # the Model artifact directory given, when a TFX layout
+
+    def describe(self) -> str:
+        if self.artifact is not None and self.artifact != self.path:
+            return f"{self.path} ({self.layout} in {self.artifact})"
+        return f"{self.path} ({self.layout})"
+
+
+def _only_child(directory: Path, what: str) -> Path:
+    entries = sorted(p for p in directory.iterdir() if not p.name.startswith("."))
+    if len(entries) != 1:
+        names = ", ".join(p.name for p in entries) or "nothing"
+        raise InputError(
+            f"{directory} must hold exactly one {what} (TFX's Estimator export rule), found: "
+            f"{names}. Point --model at the one you mean."
+        )
+    return entries[0]
+
+
+def _follow_estimator_export(serving: Path) -> tuple[Path, bool]:
+    export = serving / "export"
+    if (serving / "saved_model.pb").exists() or not export.is_dir():
+        return serving, False
+    exporter = _only_child(export, "exporter directory")
+    stamp = _only_child(exporter, "timestamped export")
+    return stamp, True
+
+
+def resolve_model(model: Path | None, infra_blessing: Path | None) -> tuple[ModelSource, list[str]]:
+    """Resolve the model directory; returns it and any warnings for the user."""
+    warnings: list[str] = []
+    if model is None:
+        if infra_blessing is None:
+            raise InputError("nothing to push: give --model, or --infra-blessing with a stamped model")
+        stamped = infra_blessing / STAMPED_MODEL
+        if not stamped.is_dir():
+            raise InputError(
+                f"no --model given and the infra blessing {infra_blessing} has no {STAMPED_MODEL}/: "
+                "run the InfraValidator with warmup making on (pushgate infra-validate "
+                "--make-warmup), or pass --model"
+            )
+        _check_model_dir(stamped, "stamped model")
+        return ModelSource(stamped, "infra-stamped-model", infra_blessing), warnings
+    if infra_blessing is not None and (infra_blessing / STAMPED_MODEL).is_dir():
+        warnings.append(
+            f"--model wins over the warmup-stamped model in {infra_blessing / STAMPED_MODEL}, "
+            "which is ignored (as in TFX); drop --model to push the stamped model"
+        )
+    _check_model_dir(model, "model")
+    for name, layout in ((FORMAT_SERVING, "tfx-format-serving"), (SERVING_MODEL_DIR, "tfx-serving-model-dir")):
+        inner = model / name
+        if inner.is_dir():
+            path, estimator = _follow_estimator_export(inner)
+            _check_model_dir(path, "model")
+            return ModelSource(path, "tfx-estimator-export" if estimator else layout, model), warnings
+    return ModelSource(model, "saved-model" if (model / "saved_model.pb").exists() else "directory"), warnings
+
+
+def _check_model_dir(path: Path, what: str) -> None:
+    if not path.exists():
+        raise InputError(f"{what} path does not exist: {path}")
+    if not path.is_dir():
+        raise InputError(f"{what} path is a file, not a model directory: {path}")
+    try:
+        next(path.iterdir())
+    except StopIteration:
+        raise InputError(f"{what} directory is empty: {path}") from None
+    except OSError as e:
+        raise InputError(f"cannot read {what} directory {path}: {e.strerror}") from e
+
+
+def list_files(root: Path) -> list[SourceFile]:
+    """Every regular file under ``root``, sorted, following symlinks that stay inside ``root``.
+
+    A symlink that resolves outside the model, a dangling one, or a special file (FIFO, socket,
+    device) is refused: the pushed version must be self-contained.
+    """
+    real_root = root.resolve()
+    files: list[SourceFile] = []
+    seen_dirs: set[Path] = set()
+
+    def walk(directory: Path, rel: str) -> None:
+        real = directory.resolve()
+        if real in seen_dirs:
+            raise InputError(f"symlink loop inside the model at {directory}")
+        seen_dirs.add(real)
+        try:
+            entries = sorted(os.scandir(directory), key=lambda e: e.name)
+        except OSError as e:
+            raise InputError(f"cannot read {directory}: {e.strerror}") from e
+        for entry in entries:
+            path = Path(entry.path)
+            child_rel = f"{rel}{entry.name}"
+            if entry.is_symlink():
+                target = path.resolve()
+                if not target.exists():
+                    raise InputError(f"dangling symlink inside the model: {path}")
+                if target != real_root and real_root not in target.parents:
+                    raise InputError(
+                        f"symlink inside the model points outside it: {path} -> {target}; "
+                        "copy the file into the model directory instead"
+                    )
+            try:
+                st = path.stat()
+            except OSError as e:
+                raise InputError(f"cannot stat {path}: {e.strerror}") from e
+            if stat.S_ISDIR(st.st_mode):
+                walk(path, child_rel + "/")
+            elif stat.S_ISREG(st.st_mode):
+                files.append(SourceFile(child_rel, path, st.st_size))
+            else:
+                raise InputError(f"not a regular file inside the model: {path}")
+
+    walk(root, "")
+    if not files:
+        raise InputError(f"model directory holds no files: {root}")
+    return files
