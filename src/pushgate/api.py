@@ -21,7 +21,9 @@ from pushgate.pushing import push as _push
 __all__ = ["PushRequest", "PushResult", "push", "serving_version", "versions"]
 
 
-def push(request: PushRequest | None = None, progress: Progress | None = None, **kwargs: object) -> PushResult:
+def push(
+    request: PushRequest | None = None, progress: Progress | None = None, **kwargs: object
+) -> PushResult:
     """Push a model; takes a :class:`PushRequest` or its fields as keyword arguments."""
     if request is None:
         to = kwargs.pop("to", None)
@@ -31,7 +33,9 @@ def push(request: PushRequest | None = None, progress: Progress | None = None, *
     return _push(request, progress)
 
 
-def versions(base: str | Path, storage_options: Mapping[str, str] | None = None) -> list[VersionInfo]:
+def versions(
+    base: str | Path, storage_options: Mapping[str, str] | None = None
+) -> list[VersionInfo]:
     """Every version at ``base`` (published, unrecorded, missing), oldest first."""
     dest = open_destination(str(base), storage_options)
     return Journal(dest).versions()

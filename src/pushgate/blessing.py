@@ -103,12 +103,15 @@ def read_blessing(path: Path, kind: BlessingKind) -> Blessing:
     else:
         verdict = Verdict.NO_VERDICT
     flag = props.get("blessed")
-    if flag is not None and verdict is not Verdict.NO_VERDICT:
-        if bool(int(flag)) != (verdict is Verdict.BLESSED):
-            raise InputError(
-                f"{path}: marker file says {verdict.value} but its properties say blessed={flag}; "
-                "the artifact was edited by hand or half-written. Re-run the validator."
-            )
+    if (
+        flag is not None
+        and verdict is not Verdict.NO_VERDICT
+        and bool(int(flag)) != (verdict is Verdict.BLESSED)
+    ):
+        raise InputError(
+            f"{path}: marker file says {verdict.value} but its properties say blessed={flag}; "
+            "the artifact was edited by hand or half-written. Re-run the validator."
+        )
     return Blessing(kind=kind, verdict=verdict, path=path, properties=props)
 
 

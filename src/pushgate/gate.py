@@ -56,7 +56,9 @@ def decide(model: Blessing, infra: Blessing, force_reason: str | None = None) ->
         return Decision(
             push=True,
             reason="pushed without validation: no blessing was given",
-            warnings=("no model blessing and no infra blessing given: nothing validated this model",),
+            warnings=(
+                "no model blessing and no infra blessing given: nothing validated this model",
+            ),
         )
     given = [b.kind.value.replace("_", " ") for b in (model, infra) if b.verdict is Verdict.BLESSED]
     warnings: tuple[str, ...] = ()

@@ -18,7 +18,9 @@ from pushgate.journal import Journal
 HOOK_TIMEOUT_S = 300
 
 
-def run_hook(command: str, dest: Destination, res: Any, digest: str | None, event: str) -> dict[str, Any]:
+def run_hook(
+    command: str, dest: Destination, res: Any, digest: str | None, event: str
+) -> dict[str, Any]:
     """Run the hook for one published version; returns ``{"ok", "exit_code", "error"}``."""
     payload = {
         "event": event,
@@ -37,12 +39,21 @@ def run_hook(command: str, dest: Destination, res: Any, digest: str | None, even
     }
     try:
         proc = subprocess.run(
-            command, shell=True, input=json.dumps(payload), text=True, env=env,
-            capture_output=True, timeout=HOOK_TIMEOUT_S, check=False,
+            command,
+            shell=True,
+            input=json.dumps(payload),
+            text=True,
+            env=env,
+            capture_output=True,
+            timeout=HOOK_TIMEOUT_S,
+            check=False,
         )
         ok = proc.returncode == 0
-        out = {"ok": ok, "exit_code": proc.returncode,
-               "error": None if ok else (proc.stderr.strip()[-500:] or f"exit code {proc.returncode}")}
+        out = {
+            "ok": ok,
+            "exit_code": proc.returncode,
+            "error": None if ok else (proc.stderr.strip()[-500:] or f"exit code {proc.returncode}"),
+        }
     except (OSError, subprocess.TimeoutExpired) as e:
         out = {"ok": False, "exit_code": None, "error": str(e)}
     Journal(dest).event("hook", version=res.version, command=command, **out)

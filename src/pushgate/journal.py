@@ -97,8 +97,14 @@ class Journal:
         return out
 
     def claim(self, version: int, token: str) -> bool:
-        doc = {"schema": "pushgate.claim/v1", "version": str(version), "token": token,
-               "at": utc_now(), **who(), "pid": os.getpid()}
+        doc = {
+            "schema": "pushgate.claim/v1",
+            "version": str(version),
+            "token": token,
+            "at": utc_now(),
+            **who(),
+            "pid": os.getpid(),
+        }
         return self.dest.write_meta(f"claims/{version}.json", dumps(doc), create_only=True)
 
     # -- records ------------------------------------------------------------------------------
@@ -140,9 +146,9 @@ class Journal:
         """Every numeric version that exists or is recorded as existing, oldest first."""
         on_store = set(self.dest.numeric_children())
         records = self.records()
-        removed = {
-            e.get("version") for e in self.events() if e.get("event") == "prune"
-        } | {v for e in self.events() if e.get("event") == "prune" for v in e.get("removed", [])}
+        removed = {e.get("version") for e in self.events() if e.get("event") == "prune"} | {
+            v for e in self.events() if e.get("event") == "prune" for v in e.get("removed", [])
+        }
         pins = self.pins()
         infos: list[VersionInfo] = []
         for name in sorted(on_store | set(records), key=int):

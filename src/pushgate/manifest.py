@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, Protocol
 
 CHUNK = 4 * 1024 * 1024
 
@@ -65,13 +65,19 @@ class Manifest:
         return cls.of(FileEntry(f["path"], int(f["size"]), f["sha256"]) for f in data["files"])
 
 
-def hash_stream(stream: BinaryIO, on_bytes: Callable[[int], None] | None = None) -> str:
+class Readable(Protocol):
+    """Anything with ``readinto`` (files, buffered readers, object-store streams)."""
+
+    def readinto(self, buffer: Any, /) -> int | None: ...
+
+
+def hash_stream(stream: Readable, on_bytes: Callable[[int], None] | None = None) -> str:
     """sha256 hex of a stream, read in large chunks (hashlib releases the GIL on them)."""
     h = hashlib.sha256()
     buf = bytearray(CHUNK)
     view = memoryview(buf)
     while True:
-        n = stream.readinto(view)  # type: ignore[attr-defined]
+        n = stream.readinto(view)
         if not n:
             break
         h.update(view[:n])
@@ -82,7 +88,7 @@ def hash_stream(stream: BinaryIO, on_bytes: Callable[[int], None] | None = None)
 
 def hash_file(path: Path, on_bytes: Callable[[int], None] | None = None) -> str:
     with open(path, "rb", buffering=0) as f:
-        return hash_stream(f, on_bytes)  # type: ignore[arg-type]
+        return hash_stream(f, on_bytes)
 
 
 def workers() -> int:

@@ -18,7 +18,7 @@ from typing import Any
 
 from pushgate import __version__
 from pushgate.artifact import artifact_path, utc_now
-from pushgate.blessing import Blessing, BlessingKind, Verdict, absent, read_blessing
+from pushgate.blessing import Blessing, BlessingKind, absent, read_blessing
 from pushgate.destination import open_destination
 from pushgate.destination.base import Destination
 from pushgate.errors import (
@@ -73,6 +73,7 @@ class DestinationResult:
     version: str | None = None
     destination: str | None = None
     already_present: bool = False
+    digest: str | None = None
     error: str | None = None
     recovered: list[str] = field(default_factory=list)
     hook: dict[str, Any] | None = None
@@ -84,6 +85,7 @@ class DestinationResult:
             "version": self.version,
             "destination": self.destination,
             "already_present": self.already_present,
+            "digest": self.digest,
             "error": self.error,
             "recovered": self.recovered,
             "hook": self.hook,
@@ -277,10 +279,94 @@ def publish_to(
     return version, staged.manifest
 
 
+@dataclass
+class _Plan:
+    """A decided push of one resolved model, carried out per destination."""
+
+    request: PushRequest
+    source: ModelSource
+    files: list[SourceFile]
+    decision: Decision
+    blessings: dict[str, Blessing]
+    progress: Progress
+    hashes: _SourceHashes = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.hashes = _SourceHashes(self.files, self.progress)
+
+    def push_to(self, url: str) -> DestinationResult:
+        """Push to one destination; with several, an error there is reported, not raised."""
+        res = DestinationResult(url=url)
+        try:
+            dest = open_destination(url, self.request.storage_options)
+            res.url = dest.url
+            self._push(dest, res)
+        except PushgateError as e:
+            if len(self.request.destinations) == 1:
+                raise
+            res.error = str(e)
+            return res
+        if self.request.on_publish:
+            from pushgate.hook import run_hook
+
+            res.hook = run_hook(self.request.on_publish, dest, res, res.digest, "push")
+        return res
+
+    def _push(self, dest: Destination, res: DestinationResult) -> None:
+        dest.check_writable()
+        res.recovered = dest.recover()
+        journal = Journal(dest)
+        newest = journal.newest_published()
+        source, request, decision = self.source, self.request, self.decision
+        if (
+            newest is not None
+            and newest.record
+            and not request.allow_duplicate
+            and self.hashes.matches(Manifest.from_json(newest.record["manifest"]))
+        ):
+            res.pushed, res.already_present, res.digest = True, True, newest.record["digest"]
+            res.version, res.destination = newest.version, dest.version_url(newest.version)
+            journal.event(
+                "push",
+                version=newest.version,
+                digest=res.digest,
+                already_present=True,
+                source=str(source.path),
+            )
+            return
+        previous = newest.version if newest else None
+
+        def make_record(version: str, manifest: Manifest) -> dict[str, Any]:
+            known = self.hashes.digest_if_known()
+            if known is not None and known != manifest.digest:
+                raise DestinationError(
+                    f"the model at {source.path} changed while it was being pushed; "
+                    "push a model directory nobody is writing to"
+                )
+            return _record(
+                version, dest, manifest, source, decision, self.blessings, request, previous
+            )
+
+        version, manifest = publish_to(dest, self.files, request, self.progress, make_record)
+        res.pushed, res.version, res.digest = True, version, manifest.digest
+        res.destination = dest.version_url(version)
+        journal.event(
+            "push",
+            version=version,
+            digest=res.digest,
+            forced=decision.forced,
+            force_reason=request.force_reason if decision.forced else None,
+            previous_newest=previous,
+            source=str(source.path),
+        )
+
+
 def push(request: PushRequest, progress: Progress | None = None) -> PushResult:
     """Push a model when its blessings allow it. See :class:`PushRequest`."""
     progress = progress or Progress()
-    infra_path = artifact_path(request.infra_blessing) if request.infra_blessing is not None else None
+    infra_path = (
+        artifact_path(request.infra_blessing) if request.infra_blessing is not None else None
+    )
     model_path = artifact_path(request.model) if request.model is not None else None
     blessings = {
         BlessingKind.MODEL.value: _read(BlessingKind.MODEL, request.model_blessing),
@@ -288,7 +374,11 @@ def push(request: PushRequest, progress: Progress | None = None) -> PushResult:
     }
     if model_path is None and infra_path is None:
         raise UsageError("nothing to push: give --model, or --infra-blessing with a stamped model")
-    decision = decide(*blessings.values(), force_reason=request.force_reason)
+    decision = decide(
+        blessings[BlessingKind.MODEL.value],
+        blessings[BlessingKind.INFRA.value],
+        force_reason=request.force_reason,
+    )
     warnings = list(decision.warnings)
     pushed_model = artifact_path(request.pushed_model) if request.pushed_model is not None else None
 
@@ -300,63 +390,26 @@ def push(request: PushRequest, progress: Progress | None = None) -> PushResult:
         except PushgateError:
             model_desc = str(model_path or (infra_path and infra_path / "stamped_model"))
         return PushResult(
-            pushed=False, reason=decision.reason, model=model_desc, digest=None,
-            blessings=blessings, warnings=warnings,
+            pushed=False,
+            reason=decision.reason,
+            model=model_desc,
+            digest=None,
+            blessings=blessings,
+            warnings=warnings,
             pushed_model=str(pushed_model) if pushed_model else None,
         )
 
     source, source_warnings = resolve_model(model_path, infra_path)
     warnings += source_warnings
-    files = list_files(source.path)
-    hashes = _SourceHashes(files, progress)
-    results: list[DestinationResult] = []
-    digest: str | None = None
-    for url in request.destinations:
-        res = DestinationResult(url=url)
-        results.append(res)
-        try:
-            dest = open_destination(url, request.storage_options)
-            res.url = dest.url
-            dest.check_writable()
-            res.recovered = dest.recover()
-            journal = Journal(dest)
-            newest = journal.newest_published()
-            if newest is not None and newest.record and not request.allow_duplicate:
-                if hashes.matches(Manifest.from_json(newest.record["manifest"])):
-                    res.pushed, res.already_present = True, True
-                    res.version, res.destination = newest.version, dest.version_url(newest.version)
-                    digest = newest.record["digest"]
-                    journal.event("push", version=newest.version, digest=digest,
-                                  already_present=True, source=str(source.path))
-                    continue
-            previous = newest.version if newest else None
-
-            def make_record(version: str, manifest: Manifest, _prev: str | None = previous,
-                            _dest: Destination = dest) -> dict[str, Any]:
-                known = hashes.digest_if_known()
-                if known is not None and known != manifest.digest:
-                    raise DestinationError(
-                        f"the model at {source.path} changed while it was being pushed; "
-                        "push a model directory nobody is writing to"
-                    )
-                return _record(version, _dest, manifest, source, decision, blessings, request, _prev)
-
-            version, manifest = publish_to(dest, files, request, progress, make_record)
-            digest = manifest.digest
-            res.pushed, res.version, res.destination = True, version, dest.version_url(version)
-            journal.event("push", version=version, digest=digest, forced=decision.forced,
-                          force_reason=request.force_reason if decision.forced else None,
-                          previous_newest=previous, source=str(source.path))
-        except PushgateError as e:
-            if len(request.destinations) == 1:
-                raise
-            res.error = str(e)
-        if res.pushed and request.on_publish:
-            from pushgate.hook import run_hook
-
-            res.hook = run_hook(request.on_publish, dest, res, digest, "push")
-            if not res.hook["ok"]:
-                warnings.append(f"--on-publish hook failed at {res.url}: {res.hook['error']}")
+    plan = _Plan(request, source, list_files(source.path), decision, blessings, progress)
+    results = [plan.push_to(url) for url in request.destinations]
+    warnings += [
+        f"--on-publish hook failed at {r.url}: {r.hook['error']}"
+        for r in results
+        if r.hook and not r.hook["ok"]
+    ]
+    files = plan.files
+    digest = next((r.digest for r in results if r.digest), None)
     pushed = any(r.pushed for r in results)
     first = next((r for r in results if r.pushed), None)
     if pushed_model is not None:
@@ -376,9 +429,15 @@ def push(request: PushRequest, progress: Progress | None = None) -> PushResult:
     if failed:
         reason += "; failed at " + ", ".join(r.url for r in failed)
     return PushResult(
-        pushed=pushed, reason=reason, model=str(source.path), digest=digest,
-        blessings=blessings, forced=decision.forced,
+        pushed=pushed,
+        reason=reason,
+        model=str(source.path),
+        digest=digest,
+        blessings=blessings,
+        forced=decision.forced,
         force_reason=request.force_reason if decision.forced else None,
-        warnings=warnings, destinations=results,
-        pushed_model=str(pushed_model) if pushed_model else None, model_layout=source.layout,
+        warnings=warnings,
+        destinations=results,
+        pushed_model=str(pushed_model) if pushed_model else None,
+        model_layout=source.layout,
     )

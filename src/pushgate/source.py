@@ -72,11 +72,14 @@ def resolve_model(model: Path | None, infra_blessing: Path | None) -> tuple[Mode
     warnings: list[str] = []
     if model is None:
         if infra_blessing is None:
-            raise InputError("nothing to push: give --model, or --infra-blessing with a stamped model")
+            raise InputError(
+                "nothing to push: give --model, or --infra-blessing with a stamped model"
+            )
         stamped = infra_blessing / STAMPED_MODEL
         if not stamped.is_dir():
             raise InputError(
-                f"no --model given and the infra blessing {infra_blessing} has no {STAMPED_MODEL}/: "
+                f"no --model given and the infra blessing {infra_blessing} has no "
+                f"{STAMPED_MODEL}/: "
                 "run the InfraValidator with warmup making on (pushgate infra-validate "
                 "--make-warmup), or pass --model"
             )
@@ -88,13 +91,20 @@ def resolve_model(model: Path | None, infra_blessing: Path | None) -> tuple[Mode
             "which is ignored (as in TFX); drop --model to push the stamped model"
         )
     _check_model_dir(model, "model")
-    for name, layout in ((FORMAT_SERVING, "tfx-format-serving"), (SERVING_MODEL_DIR, "tfx-serving-model-dir")):
+    for name, layout in (
+        (FORMAT_SERVING, "tfx-format-serving"),
+        (SERVING_MODEL_DIR, "tfx-serving-model-dir"),
+    ):
         inner = model / name
         if inner.is_dir():
             path, estimator = _follow_estimator_export(inner)
             _check_model_dir(path, "model")
-            return ModelSource(path, "tfx-estimator-export" if estimator else layout, model), warnings
-    return ModelSource(model, "saved-model" if (model / "saved_model.pb").exists() else "directory"), warnings
+            return ModelSource(
+                path, "tfx-estimator-export" if estimator else layout, model
+            ), warnings
+    return ModelSource(
+        model, "saved-model" if (model / "saved_model.pb").exists() else "directory"
+    ), warnings
 
 
 def _check_model_dir(path: Path, what: str) -> None:

@@ -1,15 +1,15 @@
 """A TFX-shaped facade, so the Pusher code from TFX's guide runs with only its imports changed::
 
-    from pushgate import Pusher, PushDestination
+from pushgate import Pusher, PushDestination
 
-    pusher = Pusher(
-        model=trainer_model_dir,                 # a path or any object with ``.uri``
-        model_blessing=evaluator_blessing_dir,
-        infra_blessing=infra_blessing_dir,
-        push_destination=PushDestination(
-            filesystem=PushDestination.Filesystem(base_directory=serving_model_dir)),
-    )
-    result = pusher.run()          # a PushResult; pusher.outputs["pushed_model"] too
+pusher = Pusher(
+    model=trainer_model_dir,                 # a path or any object with ``.uri``
+    model_blessing=evaluator_blessing_dir,
+    infra_blessing=infra_blessing_dir,
+    push_destination=PushDestination(
+        filesystem=PushDestination.Filesystem(base_directory=serving_model_dir)),
+)
+result = pusher.run()          # a PushResult; pusher.outputs["pushed_model"] too
 """
 
 from __future__ import annotations
@@ -40,8 +40,13 @@ class PushDestination:
         SEQUENTIAL = "SEQUENTIAL"  # pushgate's extra
 
 
-_VERSIONING = {"AUTO": "auto", "UNIX_TIMESTAMP": "auto", "SEQUENTIAL": "sequential",
-               0: "auto", 1: "auto"}
+_VERSIONING = {
+    "AUTO": "auto",
+    "UNIX_TIMESTAMP": "auto",
+    "SEQUENTIAL": "sequential",
+    0: "auto",
+    1: "auto",
+}
 
 
 @dataclass
@@ -79,8 +84,12 @@ class Pusher:
         except KeyError:
             raise UsageError(f"unknown versioning {versioning!r}") from None
         return PushRequest(
-            destinations=(str(base),), model=self.model, model_blessing=self.model_blessing,
-            infra_blessing=self.infra_blessing, pushed_model=self.pushed_model, versioning=policy,
+            destinations=(str(base),),
+            model=self.model,
+            model_blessing=self.model_blessing,
+            infra_blessing=self.infra_blessing,
+            pushed_model=self.pushed_model,
+            versioning=policy,
         )
 
     def run(self) -> PushResult:

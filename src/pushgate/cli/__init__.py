@@ -16,7 +16,7 @@ from pushgate import __version__
 from pushgate.errors import PushgateError
 
 #: subcommand modules under pushgate.cli; each has register(subparsers)
-COMMAND_MODULES = ("push", "versions")
+COMMAND_MODULES = ("push", "versions", "demo", "lifecycle")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -23,26 +23,55 @@ def register(sub: Any) -> None:
         "numbered version under each --to BASE: staged under BASE/.pushgate, made durable, "
         "published in one atomic step, recorded in BASE's journal.",
     )
-    p.add_argument("--model", metavar="PATH",
-                   help="TFX Model artifact (Format-Serving/, serving_model_dir/, Estimator "
-                   "export/) or a bare model directory; default: <infra-blessing>/stamped_model")
-    p.add_argument("--model-blessing", metavar="PATH",
-                   help="the Evaluator's ModelBlessing directory (BLESSED / NOT_BLESSED)")
-    p.add_argument("--infra-blessing", metavar="PATH",
-                   help="the InfraValidator's InfraBlessing directory (INFRA_BLESSED / ...)")
-    p.add_argument("--to", metavar="BASE", action="append", required=True,
-                   help="the base directory or URL servers watch (repeat for several)")
-    p.add_argument("--pushed-model", metavar="PATH",
-                   help="write TFX's PushedModel artifact here (model copy + properties)")
-    p.add_argument("--versioning", choices=("auto", "sequential"), default="auto",
-                   help="auto: Unix seconds, always above the highest (default); "
-                   "sequential: highest + 1")
-    p.add_argument("--force-reason", metavar="TEXT",
-                   help="push even though a blessing says no or has no verdict; recorded")
-    p.add_argument("--allow-duplicate", action="store_true",
-                   help="publish a new version even when the newest one has identical bytes")
-    p.add_argument("--on-publish", metavar="COMMAND",
-                   help="shell command run after each publish (env PUSHGATE_*, JSON on stdin)")
+    p.add_argument(
+        "--model",
+        metavar="PATH",
+        help="TFX Model artifact (Format-Serving/, serving_model_dir/, Estimator "
+        "export/) or a bare model directory; default: <infra-blessing>/stamped_model",
+    )
+    p.add_argument(
+        "--model-blessing",
+        metavar="PATH",
+        help="the Evaluator's ModelBlessing directory (BLESSED / NOT_BLESSED)",
+    )
+    p.add_argument(
+        "--infra-blessing",
+        metavar="PATH",
+        help="the InfraValidator's InfraBlessing directory (INFRA_BLESSED / ...)",
+    )
+    p.add_argument(
+        "--to",
+        metavar="BASE",
+        action="append",
+        required=True,
+        help="the base directory or URL servers watch (repeat for several)",
+    )
+    p.add_argument(
+        "--pushed-model",
+        metavar="PATH",
+        help="write TFX's PushedModel artifact here (model copy + properties)",
+    )
+    p.add_argument(
+        "--versioning",
+        choices=("auto", "sequential"),
+        default="auto",
+        help="auto: Unix seconds, always above the highest (default); sequential: highest + 1",
+    )
+    p.add_argument(
+        "--force-reason",
+        metavar="TEXT",
+        help="push even though a blessing says no or has no verdict; recorded",
+    )
+    p.add_argument(
+        "--allow-duplicate",
+        action="store_true",
+        help="publish a new version even when the newest one has identical bytes",
+    )
+    p.add_argument(
+        "--on-publish",
+        metavar="COMMAND",
+        help="shell command run after each publish (env PUSHGATE_*, JSON on stdin)",
+    )
     p.add_argument("--no-progress", action="store_true", help="never draw a progress bar")
     add_storage_options(p)
     add_json(p)
@@ -84,7 +113,10 @@ def run(args: argparse.Namespace) -> int:
             for line in d.recovered:
                 print(f"          recovered: {line}")
         print(f"reason:   {result.reason}")
-        print(f"model:    {result.model}" + (f" [{result.model_layout}]" if result.model_layout else ""))
+        print(
+            f"model:    {result.model}"
+            + (f" [{result.model_layout}]" if result.model_layout else "")
+        )
         print(f"blessings: {verdicts}")
         if result.digest:
             print(f"digest:   {result.digest}")

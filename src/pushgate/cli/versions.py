@@ -44,7 +44,9 @@ def run(args: argparse.Namespace) -> int:
             notes.insert(0, d["kind"])
         when = (d["pushed_at"] or "-")[:19].replace("T", " ")
         digest = (d["digest"] or "-")[:19]
-        print(f"{mark:2}{i.version:<12} {when:<20} {(d['user'] or '-'):<16} {digest:<20} "
-              f"{'; '.join(notes)}")
+        print(
+            f"{mark:2}{i.version:<12} {when:<20} {(d['user'] or '-'):<16} {digest:<20} "
+            f"{'; '.join(notes)}"
+        )
     print("* = the version TF Serving serves by default (the highest)")
     return 0

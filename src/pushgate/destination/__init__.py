@@ -52,5 +52,5 @@ def open_destination(url: str, storage_options: Mapping[str, str] | None = None)
         raise MissingDependencyError(f"{scheme}:// destinations", extra or "cloud") from e
     if scheme == "file":
         path = url[len("file://") :] if url.startswith("file://") else url
-        return module.LocalDestination(path)  # type: ignore[no-any-return]
-    return getattr(module, factory)(url, dict(storage_options or {}))  # type: ignore[no-any-return]
+        return module.LocalDestination(path)
+    return getattr(module, factory)(url, dict(storage_options or {}))

@@ -224,7 +224,9 @@ class LocalDestination(Destination):
             )
         return FileEntry(src.rel, size, h.hexdigest())
 
-    def _copy_tree(self, files: list[SourceFile], root: Path, progress: ProgressFn | None) -> Manifest:
+    def _copy_tree(
+        self, files: list[SourceFile], root: Path, progress: ProgressFn | None
+    ) -> Manifest:
         dirs = {root} | {(root / f.rel).parent for f in files}
         for d in sorted(dirs, key=lambda p: len(p.parts)):
             d.mkdir(parents=True, exist_ok=True)
@@ -268,7 +270,8 @@ class LocalDestination(Destination):
     def stage_from_version(self, version: str, token: str, progress: ProgressFn | None) -> Staged:
         root = self.base / version
         files = [
-            SourceFile(rel, root / rel, size) for rel, size in self.list_version_files(version).items()
+            SourceFile(rel, root / rel, size)
+            for rel, size in self.list_version_files(version).items()
         ]
         return self.stage(files, token, progress)
 
@@ -307,6 +310,8 @@ class LocalDestination(Destination):
                         continue  # a live pusher owns it
                 version = token.split("-", 1)[0]
                 if is_version_name(version) and not (self.base / version).exists():
+                    for tmp in (self.meta / "records").glob(f".tmp-*-{version}.json"):
+                        tmp.unlink(missing_ok=True)  # a record write the kill interrupted
                     if self.read_meta(f"records/{version}.json") is not None:
                         self.delete_meta(f"records/{version}.json")
                         done.append(f"removed the record of version {version}, never published")

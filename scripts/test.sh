@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# The one test command (README, CI): install everything the tests need, then lint, type-check
+# and run the whole suite. Safe to re-run; reuses .venv and node_modules when present.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PIP_DISABLE_PIP_VERSION_CHECK=1
+[ -x .venv/bin/python ] || python3 -m venv .venv
+.venv/bin/pip install -q -e '.[test]'
+# tensorflow-serving-api pulls full TensorFlow unless installed without deps beside tensorflow-cpu
+.venv/bin/pip install -q --no-deps 'tensorflow-serving-api==2.21.0'
+# Azurite (Azure Blob emulator) for the object-store tests
+npm install --no-audit --no-fund --loglevel=error
+.venv/bin/ruff check src tests bench
+.venv/bin/ruff format --check src tests bench
+.venv/bin/mypy
+.venv/bin/python -m pytest "$@"

@@ -1,0 +1,107 @@
+"""Shared test helpers: real model directories, real marker-file blessings, the real CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def make_model_dir(
+    path: Path, *, seed: int = 0, shards: int = 2, shard_bytes: int = 64 * 1024
+) -> Path:
+    """A SavedModel-shaped directory with deterministic, seed-dependent bytes (no TensorFlow)."""
+    import random
+
+    rnd = random.Random(seed)
+    (path / "variables").mkdir(parents=True, exist_ok=True)
+    (path / "assets").mkdir(exist_ok=True)
+    (path / "saved_model.pb").write_bytes(b"pb-" + str(seed).encode() + rnd.randbytes(100))
+    (path / "saved_model.pbtxt").write_text(f"# text form {seed}\n")
+    (path / "variables" / "variables.index").write_bytes(rnd.randbytes(50))
+    for i in range(shards):
+        name = f"variables.data-{i:05d}-of-{shards:05d}"
+        (path / "variables" / name).write_bytes(rnd.randbytes(shard_bytes))
+    (path / "assets" / "vocab.txt").write_text("a\nb\nc\n")
+    (path / "assets" / "nested").mkdir(exist_ok=True)
+    (path / "assets" / "nested" / "saved_model.pb").write_bytes(b"nested file with the entry name")
+    return path
+
+
+def tfx_model(root: Path, *, seed: int = 0, **kw: Any) -> Path:
+    """A TFX Model artifact: ``<root>/Format-Serving/`` holding the model."""
+    make_model_dir(root / "Format-Serving", seed=seed, **kw)
+    return root
+
+
+def blessing(path: Path, kind: str, verdict: str) -> Path | None:
+    """A real marker-file blessing directory as TFX writes it; ``absent`` returns None."""
+    if verdict == "absent":
+        return None
+    path.mkdir(parents=True, exist_ok=True)
+    yes, no = (
+        ("BLESSED", "NOT_BLESSED") if kind == "model" else ("INFRA_BLESSED", "INFRA_NOT_BLESSED")
+    )
+    if verdict == "blessed":
+        (path / yes).touch()
+    elif verdict == "not_blessed":
+        (path / no).touch()
+    return path
+
+
+def cli(
+    *args: str | Path, env: dict[str, str] | None = None, timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
+    """Run the real CLI in a subprocess."""
+    return subprocess.run(
+        [sys.executable, "-m", "pushgate", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def cli_json(*args: str | Path, env: dict[str, str] | None = None) -> tuple[int, dict[str, Any]]:
+    proc = cli(*args, "--json", env=env)
+    assert proc.stdout.strip(), proc.stderr
+    return proc.returncode, json.loads(proc.stdout)
+
+
+def numeric_dirs(base: Path) -> list[str]:
+    return (
+        sorted((p.name for p in base.iterdir() if p.name.isdigit()), key=int)
+        if base.exists()
+        else []
+    )
+
+
+def assert_every_version_complete(base: Path) -> None:
+    """Every numeric directory under BASE has a record and exactly its manifest's bytes."""
+    import hashlib
+
+    for name in numeric_dirs(base):
+        rec_path = base / ".pushgate" / "records" / f"{name}.json"
+        assert rec_path.exists(), f"version {name} has no journal record"
+        record = json.loads(rec_path.read_text())
+        files = {
+            p.relative_to(base / name).as_posix(): p
+            for p in (base / name).rglob("*")
+            if p.is_file()
+        }
+        want = {f["path"]: f for f in record["manifest"]["files"]}
+        assert set(files) == set(want), f"version {name}: files differ from its manifest"
+        for rel, f in want.items():
+            assert hashlib.sha256(files[rel].read_bytes()).hexdigest() == f["sha256"], rel
+
+
+@pytest.fixture
+def model(tmp_path: Path) -> Path:
+    return tfx_model(tmp_path / "model")
