@@ -28,7 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"pushgate {__version__}")
     parser.add_argument(
-        "--traceback", action="store_true", help="show the Python traceback of an error"
+        "--traceback", action="store_true", help="show the Python traceback of an error (accepted anywhere on the line)"
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMAND_MODULES:
@@ -38,12 +38,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit code."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # --traceback is global but accepted anywhere on the line
+    traceback = "--traceback" in argv
+    argv = [a for a in argv if a != "--traceback"]
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         return int(args.handler(args))
     except PushgateError as e:
-        if args.traceback:
+        if traceback:
             raise
         print(f"pushgate: error: {e}", file=sys.stderr)
         return e.exit_code
