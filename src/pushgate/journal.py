@@ -146,8 +146,9 @@ class Journal:
         """Every numeric version that exists or is recorded as existing, oldest first."""
         on_store = set(self.dest.numeric_children())
         records = self.records()
-        removed = {e.get("version") for e in self.events() if e.get("event") == "prune"} | {
-            v for e in self.events() if e.get("event") == "prune" for v in e.get("removed", [])
+        prunes = [e for e in self.events() if e.get("event") == "prune"]
+        removed = {e.get("version") for e in prunes} | {
+            v for e in prunes for v in e.get("removed", [])
         }
         pins = self.pins()
         infos: list[VersionInfo] = []
@@ -166,6 +167,9 @@ class Journal:
         return infos
 
     def newest_published(self) -> VersionInfo | None:
-        """The highest version that exists and has a record."""
-        done = [i for i in self.versions() if i.exists and i.recorded]
-        return max(done, key=lambda i: int(i.version)) if done else None
+        """The highest version that exists and has a record (reads one record, usually)."""
+        for name in sorted(self.dest.numeric_children(), key=int, reverse=True):
+            record = self.record(name)
+            if record is not None:
+                return VersionInfo(name, True, record)
+        return None
