@@ -11,6 +11,8 @@ from typing import Any
 
 import pytest
 
+from servers import *  # noqa: F403  (real S3 / GCS / Azure servers, session fixtures)
+
 REPO = Path(__file__).resolve().parents[1]
 
 

@@ -38,7 +38,7 @@ def reference_predict(x: np.ndarray, seed: int = 0) -> np.ndarray:
 
 
 def make_saved_model(path: Path, *, seed: int = 0, signature_name: str = "serving_default") -> Path:
-    """Write a SavedModel with one signature ``x: float32[None, 2] -> probability: float32[None, 1]``.
+    """Write a SavedModel: one signature ``x: float32[None, 2] -> probability: float32[None, 1]``.
 
     Returns ``path`` (the SavedModel directory). ``signature_name`` lets a test make a model whose
     ``serving_default`` is missing.
@@ -61,6 +61,39 @@ def make_saved_model(path: Path, *, seed: int = 0, signature_name: str = "servin
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tf.saved_model.save(module, str(path), signatures={signature_name: module.serve})
+    return path
+
+
+def make_tfx_style_saved_model(path: Path, *, seed: int = 0) -> Path:
+    """A SavedModel whose ``serving_default`` takes serialized ``tf.Example`` strings, as TFX's
+    Trainer exports it: ``examples: string[None] -> probability: float32[None, 1]``.
+
+    It parses float features ``a`` and ``b`` and computes the same function as the other models.
+    """
+    import tensorflow as tf
+
+    w, b = weights(seed)
+    spec = {
+        "a": tf.io.FixedLenFeature([], tf.float32),
+        "b": tf.io.FixedLenFeature([], tf.float32),
+    }
+
+    class ParsingLogistic(tf.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.w = tf.Variable(w, name="w")
+            self.b = tf.Variable(b, name="b")
+
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
+        def serve(self, examples: Any) -> dict[str, Any]:
+            parsed = tf.io.parse_example(examples, spec)
+            x = tf.stack([parsed["a"], parsed["b"]], axis=1)
+            return {OUTPUT_NAME: tf.sigmoid(tf.matmul(x, self.w) + self.b)}
+
+    module = ParsingLogistic()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tf.saved_model.save(module, str(path), signatures={"serving_default": module.serve})
     return path
 
 
@@ -109,14 +142,87 @@ def make_broken_saved_model(path: Path) -> Path:
     return path
 
 
-def make_hanging_saved_model(path: Path) -> Path:
-    """A SavedModel directory whose ``saved_model.pb`` is a FIFO with no writer.
+def make_hanging_onnx_model(directory: Path) -> Path:
+    """A model directory whose ``model.onnx`` is a FIFO with no writer.
 
-    TensorFlow's loader opens it and blocks forever: a real hang of the real runtime, which the
-    loading deadline has to cut.
+    onnxruntime opens it and blocks forever: a real hang of the real runtime, which the loading
+    deadline has to cut. Returns the directory.
     """
-    path = Path(path)
-    path.mkdir(parents=True, exist_ok=True)
-    (path / "variables").mkdir(exist_ok=True)
-    os.mkfifo(path / "saved_model.pb")
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    os.mkfifo(directory / "model.onnx")
+    return directory
+
+
+def reference_metrics(labels: np.ndarray, scores: np.ndarray, task: str) -> dict[str, float]:
+    """The metrics by their textbook formulas in numpy: an independent check of pushgate's."""
+    y = np.asarray(labels, dtype=np.float64)
+    s = np.asarray(scores, dtype=np.float64)
+    out = {"example_count": float(len(y))}
+    if task == "regression":
+        err = s - y
+        out["mse"] = float(np.mean(err**2))
+        out["rmse"] = float(np.sqrt(np.mean(err**2)))
+        out["mae"] = float(np.mean(np.abs(err)))
+        return out
+    pred = s >= 0.5
+    pos = y == 1
+    tp = float(np.sum(pred & pos))
+    out["accuracy"] = float(np.mean(pred == pos))
+    out["precision"] = tp / float(np.sum(pred)) if np.any(pred) else 0.0
+    out["recall"] = tp / float(np.sum(pos))
+    out["log_loss"] = float(-np.mean(y * np.log(s) + (1 - y) * np.log(1 - s)))
+    # AUC as the Mann-Whitney probability that a positive outranks a negative (ties count half)
+    sp, sn = s[pos][:, None], s[~pos][None, :]
+    out["auc"] = float(np.mean((sp > sn) + 0.5 * (sp == sn)))
+    return out
+
+
+def write_examples_csv(
+    path: Path, x: np.ndarray, y: np.ndarray, names: tuple[str, str] = ("a", "b")
+) -> Path:
+    """A CSV of two float features and an integer label."""
+    lines = [f"{names[0]},{names[1]},label"]
+    lines += [
+        f"{a!r},{b!r},{int(label)}" for (a, b), label in zip(x.tolist(), y.tolist(), strict=True)
+    ]
+    path.write_text("\n".join(lines) + "\n")
     return path
+
+
+def write_examples_artifact(root: Path, x: np.ndarray, y: np.ndarray, split: str = "eval") -> Path:
+    """A TFX Examples artifact written by TensorFlow: ``Split-<split>/`` of gzipped TFRecords.
+
+    Features ``a``, ``b`` (float) and ``label`` (int64), in two files as TFX shards them.
+    """
+    import tensorflow as tf
+
+    d = root / f"Split-{split}"
+    d.mkdir(parents=True, exist_ok=True)
+    options = tf.io.TFRecordOptions(compression_type="GZIP")
+    half = len(x) // 2
+    for shard, rows in enumerate((range(0, half), range(half, len(x)))):
+        name = d / f"data_tfrecord-{shard:05d}-of-00002.gz"
+        with tf.io.TFRecordWriter(str(name), options) as w:
+            for i in rows:
+                ex = tf.train.Example(
+                    features=tf.train.Features(
+                        feature={
+                            "a": tf.train.Feature(float_list=tf.train.FloatList(value=[x[i, 0]])),
+                            "b": tf.train.Feature(float_list=tf.train.FloatList(value=[x[i, 1]])),
+                            "label": tf.train.Feature(
+                                int64_list=tf.train.Int64List(value=[int(y[i])])
+                            ),
+                        }
+                    )
+                )
+                w.write(ex.SerializeToString())
+    return root
+
+
+def labelled_data(n: int = 64, seed: int = 7) -> tuple[np.ndarray, np.ndarray]:
+    """Features [n, 2] (float32) and 0/1 labels the seed-0 model gets mostly, not all, right."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, 2)).astype(np.float32)
+    noisy = reference_predict(x) + rng.normal(scale=0.25, size=n)
+    return x, (noisy > 0.5).astype(np.int64)

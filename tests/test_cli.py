@@ -10,7 +10,6 @@ import sys
 from pathlib import Path
 
 from conftest import cli, make_model_dir
-
 from pushgate.cli import build_parser
 
 
@@ -35,7 +34,9 @@ def test_every_command_and_option_has_help_text() -> None:
         for action in sub._actions:
             if isinstance(action, argparse._HelpAction):
                 continue
-            assert action.help and action.help.strip(), f"{name} {action.option_strings or action.dest}"
+            assert action.help and action.help.strip(), (
+                f"{name} {action.option_strings or action.dest}"
+            )
 
 
 def test_every_command_prints_help_and_exits_zero() -> None:
@@ -66,8 +67,13 @@ def test_progress_bar_is_drawn_on_a_terminal_and_not_in_a_pipe(tmp_path: Path) -
     args = [sys.executable, "-m", "pushgate", "push", "--model", str(model)]
     leader, follower = pty.openpty()
     try:
-        proc = subprocess.run([*args, "--to", str(tmp_path / "tty")], stderr=follower,
-                              stdout=subprocess.PIPE, timeout=300, check=False)
+        proc = subprocess.run(
+            [*args, "--to", str(tmp_path / "tty")],
+            stderr=follower,
+            stdout=subprocess.PIPE,
+            timeout=300,
+            check=False,
+        )
         os.close(follower)
         seen = b""
         while True:

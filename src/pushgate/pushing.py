@@ -306,7 +306,7 @@ class _Plan:
                 raise
             res.error = str(e)
             return res
-        if self.request.on_publish:
+        if self.request.on_publish and not res.already_present:
             from pushgate.hook import run_hook
 
             res.hook = run_hook(self.request.on_publish, dest, res, res.digest, "push")

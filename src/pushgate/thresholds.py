@@ -149,7 +149,7 @@ def _only_keys(d: dict[str, Any], allowed: tuple[str, ...], where: str) -> None:
 
 
 def parse(doc: Any, source: str = "<thresholds>") -> Thresholds:
-    """Build :class:`Thresholds` from a parsed JSON/YAML document; raise UsageError when malformed."""
+    """Build :class:`Thresholds` from a parsed JSON/YAML document; UsageError when malformed."""
     if not isinstance(doc, dict) or not isinstance(doc.get("metrics", {}), dict):
         raise UsageError(
             f"{source}: a thresholds file is a mapping with a 'metrics' mapping, "
@@ -160,7 +160,9 @@ def parse(doc: Any, source: str = "<thresholds>") -> Thresholds:
     for name, spec in doc.get("metrics", {}).items():
         where = f"{source}: metrics.{name}"
         if name not in KNOWN_METRICS:
-            raise UsageError(f"{where}: unknown metric; pushgate computes {', '.join(KNOWN_METRICS)}")
+            raise UsageError(
+                f"{where}: unknown metric; pushgate computes {', '.join(KNOWN_METRICS)}"
+            )
         if not isinstance(spec, dict):
             raise UsageError(f"{where} must be a mapping with 'value' and/or 'change'")
         _only_keys(spec, ("value", "change"), where)
@@ -263,7 +265,9 @@ def check(
                 ok = _value_ok(mt.value, cand_f)
                 outcome, reason = ("pass", "") if ok else ("fail", "value out of bounds")
             results.append(
-                CheckResult(mt.metric, "value", mt.value.describe(), cand_f, base_f, outcome, reason)
+                CheckResult(
+                    mt.metric, "value", mt.value.describe(), cand_f, base_f, outcome, reason
+                )
             )
         if mt.change is not None:
             if baseline is None:

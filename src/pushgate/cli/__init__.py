@@ -16,7 +16,14 @@ from pushgate import __version__
 from pushgate.errors import PushgateError
 
 #: subcommand modules under pushgate.cli; each has register(subparsers)
-COMMAND_MODULES = ("push", "versions", "demo", "lifecycle")
+COMMAND_MODULES = (
+    "push",
+    "versions",
+    "demo",
+    "lifecycle",
+    "evaluate",
+    "infra_validate",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -28,7 +35,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"pushgate {__version__}")
     parser.add_argument(
-        "--traceback", action="store_true", help="show the Python traceback of an error (accepted anywhere on the line)"
+        "--traceback",
+        action="store_true",
+        help="show the Python traceback of an error (accepted anywhere on the line)",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMAND_MODULES:

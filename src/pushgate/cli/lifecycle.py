@@ -1,0 +1,292 @@
+"""``pushgate verify``, ``rollback``, ``prune``, ``pin``, ``unpin`` and ``history``."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from pushgate.cli._output import (
+    add_json,
+    add_storage_options,
+    emit_json,
+    progress_for,
+    storage_options,
+    warn,
+)
+
+
+def _base(p: Any) -> None:
+    p.add_argument("base", metavar="BASE", help="the destination's base directory or URL")
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser(
+        "verify",
+        help="check every stored file against the journal's checksums",
+        description="Recompute the sha256 of every file of every version (or one VERSION) under "
+        "BASE, in parallel, and compare with the manifest recorded when it was pushed. Reports "
+        "missing, extra and changed files, recorded versions missing from the store, and numeric "
+        "directories with no record. Exit code 3 on any mismatch.",
+    )
+    _base(p)
+    p.add_argument("version", metavar="VERSION", nargs="?", help="check only this version")
+    p.add_argument("--no-progress", action="store_true", help="never draw a progress bar")
+    add_storage_options(p)
+    add_json(p)
+    p.set_defaults(handler=run_verify)
+
+    p = sub.add_parser(
+        "rollback",
+        help="serve an earlier version again, as a new highest version",
+        description="Publish the exact bytes of an earlier version (copied server-side where the "
+        "store can) as a new highest version, with the same crash safety as a push, and record "
+        "which version was rolled back to which, by whom and why. The version rolled back from "
+        "stays on the store.",
+    )
+    _base(p)
+    p.add_argument(
+        "--to",
+        metavar="VERSION",
+        dest="to_version",
+        help="the version to serve again (default: the one that was newest before the current "
+        "one, skipping versions with the current bytes)",
+    )
+    p.add_argument("--reason", metavar="TEXT", help="why; recorded in the journal")
+    p.add_argument(
+        "--versioning",
+        choices=("auto", "sequential"),
+        help="how to number the new version (default: as the current newest version was)",
+    )
+    p.add_argument(
+        "--on-publish",
+        metavar="COMMAND",
+        help="shell command run after the new version is published (env PUSHGATE_*, JSON on "
+        "stdin); its failure is reported and recorded, never unpublishes",
+    )
+    p.add_argument("--dry-run", action="store_true", help="say what would be done; change nothing")
+    p.add_argument("--no-progress", action="store_true", help="never draw a progress bar")
+    add_storage_options(p)
+    add_json(p)
+    p.set_defaults(handler=run_rollback)
+
+    p = sub.add_parser(
+        "prune",
+        help="remove all but the newest N published versions",
+        description="Remove old published versions, oldest first, keeping the newest N. Never "
+        "removes the newest version, a pinned one, or a numeric directory pushgate did not "
+        "publish. Each version is made invisible to servers (renamed away) before it is deleted. "
+        "The records stay; the removal is recorded.",
+    )
+    _base(p)
+    p.add_argument(
+        "--keep",
+        metavar="N",
+        type=_positive,
+        required=True,
+        help="how many of the newest published versions to keep (at least 1)",
+    )
+    p.add_argument(
+        "--dry-run", action="store_true", help="say what would be removed; remove nothing"
+    )
+    add_storage_options(p)
+    add_json(p)
+    p.set_defaults(handler=run_prune)
+
+    p = sub.add_parser(
+        "pin",
+        help="protect a version from prune",
+        description="Mark VERSION as pinned: prune never removes it. Recorded.",
+    )
+    _base(p)
+    p.add_argument("version", metavar="VERSION", help="the version to pin")
+    p.add_argument("--reason", metavar="TEXT", help="why; recorded with the pin")
+    add_storage_options(p)
+    add_json(p)
+    p.set_defaults(handler=run_pin)
+
+    p = sub.add_parser(
+        "unpin",
+        help="let prune remove a version again",
+        description="Remove the pin of VERSION. Recorded.",
+    )
+    _base(p)
+    p.add_argument("version", metavar="VERSION", help="the version to unpin")
+    add_storage_options(p)
+    add_json(p)
+    p.set_defaults(handler=run_unpin)
+
+    p = sub.add_parser(
+        "history",
+        help="the audit trail of a destination, newest first",
+        description="Every event recorded at BASE, newest first: pushes (forced ones with their "
+        "reasons, unchanged re-pushes), rollbacks, prunes, pins, unpins and hook runs; who, "
+        "when, which versions.",
+    )
+    _base(p)
+    p.add_argument("--limit", metavar="N", type=_positive, help="show only the newest N events")
+    add_storage_options(p)
+    add_json(p)
+    p.set_defaults(handler=run_history)
+
+
+# -- handlers -----------------------------------------------------------------------------------
+def run_verify(args: argparse.Namespace) -> int:
+    from pushgate.errors import IntegrityError
+    from pushgate.lifecycle import verify
+
+    report = verify(
+        args.base,
+        args.version,
+        storage_options(args),
+        progress_for(not args.no_progress and not args.json),
+    )
+    if args.json:
+        emit_json(report.to_json())
+    else:
+        if not report.versions:
+            print(f"no versions under {report.base}")
+        for check in report.versions:
+            status = "OK      " if check.ok else "MISMATCH"
+            size = f"{check.files} files, {check.bytes / 2**20:.1f} MiB"
+            print(f"{status} {check.version:<12} {size}")
+            for problem in check.problems():
+                print(f"         {problem}")
+        if report.versions:
+            print("all versions match their records" if report.ok else "verify found mismatches")
+    return 0 if report.ok else IntegrityError.exit_code
+
+
+def run_rollback(args: argparse.Namespace) -> int:
+    from pushgate.lifecycle import rollback
+
+    result = rollback(
+        args.base,
+        to=args.to_version,
+        reason=args.reason,
+        dry_run=args.dry_run,
+        on_publish=args.on_publish,
+        storage_options=storage_options(args),
+        progress=progress_for(not args.no_progress and not args.json),
+        versioning=args.versioning,
+    )
+    for w in result.warnings:
+        warn(w)
+    if args.json:
+        emit_json(result.to_json())
+        return 0
+    for line in result.recovered:
+        print(f"recovered: {line}")
+    if result.dry_run:
+        print(
+            f"WOULD ROLL BACK {result.base}: from version {result.rolled_back_from} to "
+            f"{result.rollback_to} ({result.digest}), as a new highest version"
+        )
+    else:
+        print(
+            f"ROLLED BACK {result.destination} (version {result.version}) = bytes of version "
+            f"{result.rollback_to}, was {result.rolled_back_from}"
+        )
+        print(f"digest: {result.digest}")
+    if result.reason:
+        print(f"reason: {result.reason}")
+    return 0
+
+
+def run_prune(args: argparse.Namespace) -> int:
+    from pushgate.lifecycle import prune
+
+    result = prune(
+        args.base, args.keep, dry_run=args.dry_run, storage_options=storage_options(args)
+    )
+    if args.json:
+        emit_json(result.to_json())
+    else:
+        verb = "WOULD REMOVE" if result.dry_run else "REMOVED"
+        for v in result.removed:
+            print(f"{verb:<12} {v}")
+        for v in result.pinned:
+            print(f"{'PINNED':<12} {v} (kept)")
+        for v in result.skipped:
+            print(f"{'SKIPPED':<12} {v} (no pushgate record; not touched)")
+        for e in result.errors:
+            print(f"{'FAILED':<12} {e}")
+        if not result.removed:
+            print(f"nothing to remove under {result.base} (keeping the newest {result.keep})")
+        print(f"kept: {', '.join(result.kept) or '-'}")
+    return 0 if result.ok else 1
+
+
+def run_pin(args: argparse.Namespace) -> int:
+    from pushgate.lifecycle import pin
+
+    changed = pin(
+        args.base, args.version, reason=args.reason, storage_options=storage_options(args)
+    )
+    if args.json:
+        emit_json({"base": args.base, "version": args.version, "pinned": True, "changed": changed})
+    else:
+        print(f"{'PINNED' if changed else 'ALREADY PINNED'} {args.version}")
+    return 0
+
+
+def run_unpin(args: argparse.Namespace) -> int:
+    from pushgate.lifecycle import unpin
+
+    changed = unpin(args.base, args.version, storage_options=storage_options(args))
+    if args.json:
+        emit_json({"base": args.base, "version": args.version, "pinned": False, "changed": changed})
+    else:
+        print(f"{'UNPINNED' if changed else 'NOT PINNED'} {args.version}")
+    return 0
+
+
+def _describe(e: dict[str, Any]) -> str:
+    kind = e.get("event")
+    v = e.get("version")
+    if kind == "push":
+        if e.get("already_present"):
+            return f"re-push of unchanged model: version {v} already holds it (nothing copied)"
+        text = f"pushed version {v}"
+        if e.get("forced"):
+            text += f" FORCED: {e.get('force_reason')}"
+        return text
+    if kind == "rollback":
+        text = f"rolled back {e.get('rolled_back_from')} -> {e.get('rollback_to')} as version {v}"
+        return text + (f": {e['reason']}" if e.get("reason") else "")
+    if kind == "prune":
+        text = f"pruned {', '.join(e.get('removed') or []) or 'nothing'} (keep {e.get('keep')})"
+        return text + (f"; FAILED on {e.get('failed')}: {e['error']}" if e.get("error") else "")
+    if kind in ("pin", "unpin"):
+        return f"{kind}ned version {v}" + (f": {e['reason']}" if e.get("reason") else "")
+    if kind == "hook":
+        state = "ok" if e.get("ok") else f"FAILED ({e.get('error')})"
+        return f"on-publish hook for version {v}: {state}"
+    return f"{kind} {v or ''}".strip()
+
+
+def run_history(args: argparse.Namespace) -> int:
+    from pushgate.lifecycle import history
+
+    events = history(args.base, storage_options(args), limit=args.limit)
+    if args.json:
+        emit_json({"base": args.base, "events": events})
+        return 0
+    if not events:
+        print(f"no history under {args.base}")
+        return 0
+    print(f"{'WHEN (UTC)':<20} {'WHO':<24} {'EVENT':<9} WHAT")
+    for e in events:
+        when = str(e.get("at", "-"))[:19].replace("T", " ")
+        by = f"{e.get('user', '-')}@{e.get('host', '-')}"[:24]
+        print(f"{when:<20} {by:<24} {e.get('event', '-')!s:<9} {_describe(e)}")
+    return 0

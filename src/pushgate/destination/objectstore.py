@@ -1,0 +1,729 @@
+"""Object-store destinations (``s3://``, ``gs://``, ``az://``, ``abfs://``, ``memory://``).
+
+Buckets have no directory and no rename, so the crash-safe order is built from the writes a bucket
+does have (keys relative to BASE):
+
+1. claim ``.pushgate/claims/<v>.json`` with a create-only put (S3 ``If-None-Match: *``, GCS
+   ``ifGenerationMatch=0``, Azure ``If-None-Match: *``): two pushers never own one number;
+2. write the lease ``.pushgate/staging/<token>.lease`` (host, pid, expiry), renewed by a
+   heartbeat thread for as long as the push runs;
+3. upload every file to ``.pushgate/staging/<token>/<path>`` (never served: not numeric),
+   streaming, hashing on the way, several files and multipart parts at once;
+4. copy server-side into ``<v>/<path>``, every file but the entry files first, then
+   ``saved_model.pb``/``saved_model.pbtxt`` last;
+5. write the record ``.pushgate/records/<v>.json`` LAST: a version without a record is unfinished;
+6. delete the staging prefix, then the lease.
+
+A pusher killed anywhere leaves its lease behind. ``recover`` treats a lease as stale when it
+expired, or when it names this host and a pid that is gone; for a stale lease it deletes the
+unrecorded ``<v>/`` objects of its version (the number stays burned by its claim), the staging
+prefix, and the lease, in that order, so a recover that is itself killed is finished by the next.
+
+The window in which a watching model server can see a version appear is the length of step 4
+(server-side copies only; the entry files land last). ``remove_version`` deletes the entry files
+first, so a loader no longer starts on the version, then the rest: there is no atomic removal.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import json
+import os
+import re
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Iterable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+from pathlib import PurePosixPath
+from typing import Any, BinaryIO
+
+import obstore
+from obstore.exceptions import (
+    AlreadyExistsError,
+    NotFoundError,
+    PermissionDeniedError,
+    PreconditionError,
+    UnauthenticatedError,
+)
+from obstore.store import MemoryStore, from_url
+
+from pushgate.destination.base import META, Destination, ProgressFn, Staged, is_version_name
+from pushgate.errors import DestinationError, DestinationInputError, PushgateError
+from pushgate.manifest import FileEntry, Manifest, workers
+from pushgate.source import SourceFile
+
+#: files a model server needs to start loading a version; copied last, deleted first
+ENTRY_FILES = ("saved_model.pb", "saved_model.pbtxt")
+#: files up to this size are read whole and sent in one PUT; bigger ones stream as multipart
+SMALL = 8 * 1024 * 1024
+#: multipart part size and read size for big files
+PART = 8 * 1024 * 1024
+#: multipart parts in flight per big file; with ``_BIG_FILES`` files at once this bounds memory
+PART_CONCURRENCY = 4
+_BIG_FILES = 2
+LEASE_TTL = float(os.environ.get("PUSHGATE_LEASE_TTL", "120"))
+
+SCHEMES = {
+    "s3": "s3",
+    "s3a": "s3",
+    "gs": "gs",
+    "az": "az",
+    "abfs": "abfs",
+    "abfss": "abfs",
+    "memory": "memory",
+}
+_CLIENT_KEYS = {
+    "allow_http",
+    "allow_invalid_certificates",
+    "connect_timeout",
+    "default_content_type",
+    "http1_only",
+    "http2_keep_alive_interval",
+    "http2_keep_alive_timeout",
+    "http2_keep_alive_while_idle",
+    "http2_only",
+    "pool_idle_timeout",
+    "pool_max_idle_per_host",
+    "proxy_url",
+    "proxy_ca_certificate",
+    "proxy_excludes",
+    "randomize_addresses",
+    "read_timeout",
+    "timeout",
+    "user_agent",
+}
+_BOOL_KEYS = {
+    "allow_http",
+    "allow_invalid_certificates",
+    "http1_only",
+    "http2_only",
+    "randomize_addresses",
+    "skip_signature",
+    "use_emulator",
+    "virtual_hosted_style_request",
+    "unsigned_payload",
+    "disable_tagging",
+    "use_fabric_endpoint",
+    "use_azure_cli",
+}
+_SECRET_KEY = re.compile(r"key|secret|token|password|sas|credential|signature", re.I)
+_SECRET_ENV = (
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AZURE_STORAGE_ACCOUNT_KEY",
+    "AZURE_STORAGE_KEY",
+    "AZURE_STORAGE_SAS_KEY",
+    "AZURE_STORAGE_TOKEN",
+    "AZURE_CLIENT_SECRET",
+    "GOOGLE_SERVICE_ACCOUNT_KEY",
+)
+
+# obstore raises the builtin FileNotFoundError for a missing object
+_NOT_FOUND = (NotFoundError, FileNotFoundError)
+_MEMORY: dict[str, MemoryStore] = {}
+_MEMORY_LOCK = threading.Lock()
+
+
+def _retry_config() -> dict[str, Any]:
+    # Throttling (429/503), other 5xx, timeouts and dropped connections are retried by obstore
+    # with exponential backoff and jitter.
+    return {
+        "max_retries": 10,
+        "retry_timeout": timedelta(minutes=3),
+        "backoff": {
+            "init_backoff": timedelta(milliseconds=100),
+            "max_backoff": timedelta(seconds=15),
+            "base": 2,
+        },
+    }
+
+
+def _boolish(key: str, value: Any) -> Any:
+    if key in _BOOL_KEYS and isinstance(value, str):
+        return value.strip().lower() in ("1", "true", "yes", "on")
+    return value
+
+
+def parse_azure_connection_string(text: str) -> dict[str, Any]:
+    """``AZURE_STORAGE_CONNECTION_STRING`` as obstore Azure config (it does not read one)."""
+    parts = dict(p.split("=", 1) for p in text.strip().strip(";").split(";") if "=" in p)
+    cfg: dict[str, Any] = {}
+    if parts.get("UseDevelopmentStorage", "").lower() == "true":
+        cfg["use_emulator"] = True
+        return cfg
+    if "AccountName" in parts:
+        cfg["account_name"] = parts["AccountName"]
+    if "AccountKey" in parts:
+        cfg["account_key"] = parts["AccountKey"]
+    if "SharedAccessSignature" in parts:
+        cfg["sas_key"] = parts["SharedAccessSignature"]
+    if "BlobEndpoint" in parts:
+        cfg["endpoint"] = parts["BlobEndpoint"].rstrip("/")
+    elif "AccountName" in parts and "EndpointSuffix" in parts:
+        proto = parts.get("DefaultEndpointsProtocol", "https")
+        cfg["endpoint"] = f"{proto}://{parts['AccountName']}.blob.{parts['EndpointSuffix']}"
+    return cfg
+
+
+class Scrubber:
+    """Removes secret values (from options and the environment) from text shown to users."""
+
+    def __init__(self, values: Iterable[str]) -> None:
+        self.values = sorted({v for v in values if v and len(v) >= 4}, key=len, reverse=True)
+
+    def __call__(self, text: str) -> str:
+        for v in self.values:
+            text = text.replace(v, "***")
+        # signed URLs and SAS tokens carry their signature in the query string
+        text = re.sub(
+            r"([?&](?:sig|X-Amz-Signature|X-Goog-Signature|se|sv)=)[^&\s]+", r"\1***", text
+        )
+        return text
+
+
+def split_url(url: str) -> tuple[str, str, str]:
+    """``(scheme, bucket, prefix)`` of an object-store URL; raises DestinationInputError."""
+    head, sep, rest = url.partition("://")
+    scheme = SCHEMES.get(head.lower()) if sep else None
+    if scheme is None:
+        raise DestinationInputError(
+            f"not an object-store URL: {url}; use s3://, gs://, az://, abfs:// or memory://"
+        )
+    rest = rest.split("?", 1)[0]
+    bucket, _, prefix = rest.partition("/")
+    if "@" in bucket:  # abfss://container@account.dfs.core.windows.net/path
+        bucket = bucket.split("@", 1)[0]
+    if not bucket:
+        raise DestinationInputError(f"no bucket or container in {url}: use {head}://BUCKET/path")
+    return scheme, bucket, prefix.strip("/")
+
+
+def clean_url(url: str) -> str:
+    """The URL without a query string or user info (where credentials could hide)."""
+    head, sep, rest = url.partition("://")
+    rest = rest.split("?", 1)[0]
+    host, slash, path = rest.partition("/")
+    if "@" in host and head.lower() not in ("abfs", "abfss"):
+        host = host.rsplit("@", 1)[1]
+    return f"{head}{sep}{host}{slash}{path}".rstrip("/")
+
+
+def open_store(
+    url: str, storage_options: Mapping[str, Any] | None = None
+) -> tuple[Any, str, Scrubber]:
+    """An obstore store for the bucket of ``url``, the key prefix under it, and a scrubber.
+
+    Credentials and endpoints come from each cloud's standard chain as obstore reads it
+    (``AWS_*``, ``GOOGLE_*``, ``AZURE_*``, profiles, instance identity), plus two the chain misses:
+    ``STORAGE_EMULATOR_HOST`` (GCS emulators) and ``AZURE_STORAGE_CONNECTION_STRING``.
+    ``storage_options`` override both; client keys (``allow_http``, ``timeout`` ...) go to the
+    HTTP client. ``allow_http`` is implied by an ``http://`` endpoint.
+    """
+    scheme, bucket, prefix = split_url(url)
+    options = dict(storage_options or {})
+    secrets = [str(v) for k, v in options.items() if _SECRET_KEY.search(k)]
+    secrets += [os.environ[k] for k in _SECRET_ENV if os.environ.get(k)]
+    if scheme == "memory":
+        with _MEMORY_LOCK:
+            store = _MEMORY.setdefault(bucket, MemoryStore())
+        return store, prefix, Scrubber(secrets)
+    client: dict[str, Any] = {}
+    config: dict[str, Any] = {}
+    for k, v in options.items():
+        key = k.lower()
+        (client if key in _CLIENT_KEYS else config)[key] = _boolish(key, v)
+    if scheme == "gs":
+        emulator = os.environ.get("STORAGE_EMULATOR_HOST")
+        if emulator and not ({"base_url", "service_account_key", "service_account"} & set(config)):
+            base = emulator if "://" in emulator else f"http://{emulator}"
+            # object_store's documented emulator setup: a key file that turns OAuth off.
+            config["service_account_key"] = json.dumps(
+                {
+                    "gcs_base_url": base.rstrip("/"),
+                    "disable_oauth": True,
+                    "client_email": "",
+                    "private_key": "",
+                    "private_key_id": "",
+                }
+            )
+            endpoint = base
+        else:
+            endpoint = str(config.get("base_url", ""))
+    elif scheme in ("az", "abfs"):
+        conn = os.environ.get("AZURE_STORAGE_CONNECTION_STRING")
+        if conn and "account_name" not in config and not config.get("use_emulator"):
+            parsed = parse_azure_connection_string(conn)
+            secrets += [str(parsed[k]) for k in ("account_key", "sas_key") if k in parsed]
+            config = {**parsed, **config}
+        endpoint = str(config.get("endpoint", ""))
+    else:
+        endpoint = str(
+            config.get("endpoint")
+            or os.environ.get("AWS_ENDPOINT_URL")
+            or os.environ.get("AWS_ENDPOINT")
+            or ""
+        )
+    if endpoint.startswith("http://") and "allow_http" not in client:
+        client["allow_http"] = True
+    client.setdefault("connect_timeout", "10s")
+    client.setdefault("timeout", "120s")
+    scrub = Scrubber(secrets)
+    try:
+        make: Any = from_url  # its overloads are per scheme; ours is chosen at run time
+        store = make(
+            f"{scheme}://{bucket}",
+            config=config or None,
+            client_options=client,
+            retry_config=_retry_config(),
+        )
+    except Exception as e:
+        raise DestinationInputError(
+            f"cannot open {clean_url(url)}: {scrub(_first_line(e))}; check --storage-option keys "
+            "and the environment"
+        ) from e
+    return store, prefix, scrub
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).split("\n\nDebug source", 1)[0].strip()
+    text = re.sub(r"\s+", " ", text)
+    return text if len(text) <= 500 else text[:500] + "…"
+
+
+def _missing_bucket(e: BaseException) -> bool:
+    text = str(e)
+    return any(
+        s in text
+        for s in (
+            "NoSuchBucket",
+            "ContainerNotFound",
+            "bucket does not exist",
+            "The specified container does not exist",
+        )
+    )
+
+
+class _StreamReader(io.RawIOBase):
+    """A file object over obstore's streamed GET (bounded memory)."""
+
+    def __init__(self, chunks: Iterator[Any]) -> None:
+        self._chunks = chunks
+        self._buf = memoryview(b"")
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: Any) -> int:
+        while not self._buf:
+            try:
+                self._buf = memoryview(bytes(next(self._chunks)))
+            except StopIteration:
+                return 0
+        n = min(len(b), len(self._buf))
+        b[:n] = self._buf[:n]
+        self._buf = self._buf[n:]
+        return n
+
+
+def _entry_last(paths: Iterable[str]) -> tuple[list[str], list[str]]:
+    """``(others, entries)``; entries sorted deepest first so the top-level one lands last."""
+    others: list[str] = []
+    entries: list[str] = []
+    for p in paths:
+        (entries if PurePosixPath(p).name in ENTRY_FILES else others).append(p)
+    entries.sort(key=lambda p: (-p.count("/"), p))
+    return others, entries
+
+
+class ObjectStoreDestination(Destination):
+    """A BASE prefix in a bucket (S3, GCS, Azure Blob) or in process memory."""
+
+    def __init__(self, url: str, storage_options: Mapping[str, Any] | None = None) -> None:
+        self.url = clean_url(url)
+        self.store, prefix, self.scrub = open_store(url, storage_options)
+        self.prefix = f"{prefix}/" if prefix else ""
+
+    # -- keys and errors ----------------------------------------------------------------------
+    def _key(self, rel: str) -> str:
+        return f"{self.prefix}{rel}"
+
+    def _meta(self, key: str) -> str:
+        return self._key(f"{META}/{key}")
+
+    def _where(self, key: str) -> str:
+        return f"{self.url}/{key[len(self.prefix) :]}" if key.startswith(self.prefix) else key
+
+    def _error(self, e: BaseException, what: str, key: str) -> PushgateError:
+        cause = self.scrub(_first_line(e))
+        where = self._where(key)
+        if _missing_bucket(e):
+            return DestinationInputError(
+                f"{what} {where} failed: the bucket or container does not exist ({cause}); "
+                "create it first or fix the URL"
+            )
+        if isinstance(e, (PermissionDeniedError, UnauthenticatedError)):
+            return DestinationInputError(
+                f"{what} {where} failed: access denied ({cause}); check the credentials in the "
+                "environment (AWS_*, GOOGLE_*, AZURE_*) or --storage-option"
+            )
+        return DestinationError(f"{what} {where} failed: {cause}")
+
+    def _list(self, rel_prefix: str) -> list[dict[str, Any]]:
+        key = self._key(rel_prefix)
+        try:
+            out: list[dict[str, Any]] = []
+            for batch in obstore.list(self.store, key, chunk_size=1000):
+                out.extend(batch)  # type: ignore[arg-type]
+            return out
+        except _NOT_FOUND:
+            return []
+        except Exception as e:
+            raise self._error(e, "listing", key) from e
+
+    def _list_dir(self, rel_prefix: str) -> tuple[list[str], list[dict[str, Any]]]:
+        """Direct children of a prefix: ``(sub-prefix names, objects)``."""
+        key = self._key(rel_prefix)
+        try:
+            res = obstore.list_with_delimiter(self.store, key or None)
+        except _NOT_FOUND:
+            return [], []
+        except Exception as e:
+            raise self._error(e, "listing", key) from e
+        names = [p.rstrip("/").rsplit("/", 1)[-1] for p in res["common_prefixes"]]
+        return names, list(res["objects"])  # type: ignore[arg-type]
+
+    def _delete(self, keys: list[str]) -> None:
+        for i in range(0, len(keys), 1000):
+            batch = keys[i : i + 1000]
+            try:
+                obstore.delete(self.store, batch)
+            except _NOT_FOUND:
+                pass
+            except Exception as e:
+                raise self._error(e, "deleting", batch[0]) from e
+
+    def _copy(self, src: str, dst: str) -> None:
+        try:
+            obstore.copy(self.store, src, dst, overwrite=True)
+        except Exception as e:
+            raise self._error(e, "copying to", dst) from e
+
+    @staticmethod
+    def _pool(n: int) -> ThreadPoolExecutor:
+        return ThreadPoolExecutor(max_workers=max(1, min(2 * workers(), n)))
+
+    # -- versions -----------------------------------------------------------------------------
+    def numeric_children(self) -> list[str]:
+        names, _ = self._list_dir("")
+        return [n for n in names if is_version_name(n)]
+
+    def version_url(self, version: str) -> str:
+        return f"{self.url}/{version}"
+
+    def list_version_files(self, version: str) -> dict[str, int]:
+        root = self._key(f"{version}/")
+        return {m["path"][len(root) :]: int(m["size"]) for m in self._list(f"{version}/")}
+
+    def open_version_file(self, version: str, rel: str) -> BinaryIO:
+        return self._open(self._key(f"{version}/{rel}"))
+
+    def _open(self, key: str) -> BinaryIO:
+        try:
+            result = obstore.get(self.store, key)
+        except Exception as e:
+            raise self._error(e, "reading", key) from e
+        raw = _StreamReader(iter(result.stream(min_chunk_size=PART)))
+        return io.BufferedReader(raw, PART)
+
+    # -- meta ---------------------------------------------------------------------------------
+    def read_meta(self, key: str) -> bytes | None:
+        k = self._meta(key)
+        try:
+            return bytes(obstore.get(self.store, k).bytes())
+        except _NOT_FOUND as e:
+            if _missing_bucket(e):
+                raise self._error(e, "reading", k) from e
+            return None
+        except Exception as e:
+            raise self._error(e, "reading", k) from e
+
+    def write_meta(self, key: str, data: bytes, *, create_only: bool = False) -> bool:
+        k = self._meta(key)
+        try:
+            obstore.put(
+                self.store,
+                k,
+                data,
+                mode="create" if create_only else "overwrite",
+                use_multipart=False,
+            )
+            return True
+        except (AlreadyExistsError, PreconditionError):
+            if create_only:
+                return False
+            raise
+        except Exception as e:
+            raise self._error(e, "writing", k) from e
+
+    def list_meta(self, prefix: str) -> list[str]:
+        base = self._meta("")
+        _, objects = self._list_dir(f"{META}/{prefix.rstrip('/')}/")
+        return sorted(
+            m["path"][len(base) :]
+            for m in objects
+            if not m["path"].rsplit("/", 1)[-1].startswith(".tmp-")
+        )
+
+    def delete_meta(self, key: str) -> None:
+        self._delete([self._meta(key)])
+
+    # -- push protocol ------------------------------------------------------------------------
+    def check_writable(self) -> None:
+        probe = self._meta(f".tmp-probe-{uuid.uuid4().hex}")
+        try:
+            obstore.put(self.store, probe, b"", use_multipart=False)
+            obstore.delete(self.store, probe)
+        except Exception as e:
+            err = self._error(e, "writing", probe)
+            if isinstance(err, DestinationInputError):
+                raise err from e
+            raise DestinationInputError(f"cannot use destination {self.url}: {err}") from e
+
+    @contextlib.contextmanager
+    def lease(self, token: str) -> Iterator[None]:
+        key = self._meta(f"staging/{token}.lease")
+        stop = threading.Event()
+
+        def write() -> None:
+            doc = {
+                "schema": "pushgate.lease/v1",
+                "token": token,
+                "host": socket.gethostname(),
+                "pid": os.getpid(),
+                "expires": time.time() + LEASE_TTL,
+                "ttl": LEASE_TTL,
+            }
+            obstore.put(self.store, key, json.dumps(doc).encode(), use_multipart=False)
+
+        try:
+            write()
+        except Exception as e:
+            raise self._error(e, "writing the lease", key) from e
+
+        def beat() -> None:
+            while not stop.wait(LEASE_TTL / 4):
+                with contextlib.suppress(Exception):  # retried at the next beat
+                    write()
+
+        heart = threading.Thread(target=beat, name=f"pushgate-lease-{token}", daemon=True)
+        heart.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            heart.join()
+            with contextlib.suppress(Exception):
+                obstore.delete(self.store, key)
+
+    def _upload_one(self, src: SourceFile, key: str, progress: ProgressFn | None) -> FileEntry:
+        h = hashlib.sha256()
+        size = 0
+        with open(src.abspath, "rb", buffering=0) as f:
+            if src.size <= SMALL:
+                data = f.read(SMALL + 1)
+                h.update(data)
+                size = len(data)
+                obstore.put(self.store, key, data, use_multipart=False)
+                if progress:
+                    progress(size)
+            else:
+
+                def chunks() -> Iterator[bytes]:
+                    nonlocal size
+                    while True:
+                        block = f.read(PART)
+                        if not block:
+                            return
+                        h.update(block)
+                        size += len(block)
+                        if progress:
+                            progress(len(block))
+                        yield block
+
+                obstore.put(
+                    self.store,
+                    key,
+                    chunks(),
+                    use_multipart=True,
+                    chunk_size=PART,
+                    max_concurrency=PART_CONCURRENCY,
+                )
+        if size != src.size:
+            raise DestinationError(
+                f"{src.abspath} changed size while being pushed ({src.size} -> {size} bytes); "
+                "push a model directory nobody is writing to"
+            )
+        return FileEntry(src.rel, size, h.hexdigest())
+
+    def _upload(
+        self, files: list[SourceFile], root: str, progress: ProgressFn | None
+    ) -> list[FileEntry]:
+        """Upload files under the key prefix ``root``: big files streamed a few at a time
+        (multipart, bounded memory), small ones many at a time."""
+        big = sorted((f for f in files if f.size > SMALL), key=lambda f: -f.size)
+        small = [f for f in files if f.size <= SMALL]
+
+        def task(f: SourceFile) -> FileEntry:
+            key = f"{root}{f.rel}"
+            try:
+                return self._upload_one(f, key, progress)
+            except DestinationError:
+                raise
+            except OSError as e:
+                if "Object at location" in str(e) or _missing_bucket(e):
+                    raise self._error(e, "uploading", key) from e
+                raise DestinationError(f"reading {f.abspath} failed: {e.strerror or e}") from e
+            except Exception as e:
+                raise self._error(e, "uploading", key) from e
+
+        entries: list[FileEntry] = []
+        with ThreadPoolExecutor(max_workers=_BIG_FILES) as big_pool, self._pool(len(small)) as pool:
+            big_futs = [big_pool.submit(task, f) for f in big]
+            small_futs = [pool.submit(task, f) for f in small]
+            for fut in big_futs + small_futs:
+                entries.append(fut.result())
+        return entries
+
+    def stage(self, files: list[SourceFile], token: str, progress: ProgressFn | None) -> Staged:
+        try:
+            entries = self._upload(files, self._meta(f"staging/{token}/"), progress)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                self.discard(token)
+            raise
+        return Staged(token, Manifest.of(entries))
+
+    def stage_from_version(self, version: str, token: str, progress: ProgressFn | None) -> Staged:
+        files = self.list_version_files(version)
+        if not files:
+            raise DestinationError(f"version {self.version_url(version)} holds no files")
+        root = self._meta(f"staging/{token}/")
+
+        def task(rel: str) -> FileEntry:
+            src = self._key(f"{version}/{rel}")
+            self._copy(src, f"{root}{rel}")
+            # hash the staged copy itself (never trust the record): a damaged target must be
+            # caught by the caller's digest check, not republished as intact
+            with self._open(f"{root}{rel}") as f:
+                h = hashlib.sha256()
+                for block in iter(lambda: f.read(PART), b""):
+                    h.update(block)
+            entry = FileEntry(rel, files[rel], h.hexdigest())
+            if progress:
+                progress(files[rel])
+            return entry
+
+        try:
+            with self._pool(len(files)) as pool:
+                entries = list(pool.map(task, sorted(files)))
+        except BaseException:
+            with contextlib.suppress(Exception):
+                self.discard(token)
+            raise
+        return Staged(token, Manifest.of(entries))
+
+    def put_files(
+        self, files: list[SourceFile], rel_prefix: str, progress: ProgressFn | None = None
+    ) -> Manifest:
+        """Upload local files under ``<BASE>/<rel_prefix>`` (plain copies, no protocol)."""
+        return Manifest.of(self._upload(files, self._key(rel_prefix), progress))
+
+    def publish(self, staged: Staged, version: str, record: bytes) -> None:
+        root = self._meta(f"staging/{staged.token}/")
+        others, entries = _entry_last(e.path for e in staged.manifest.files)
+        try:
+            with self._pool(len(others)) as pool:
+                list(
+                    pool.map(
+                        lambda p: self._copy(f"{root}{p}", self._key(f"{version}/{p}")), others
+                    )
+                )
+            for p in entries:
+                self._copy(f"{root}{p}", self._key(f"{version}/{p}"))
+            self.write_meta(f"records/{version}.json", record)
+        except BaseException:
+            # Leave nothing that looks like a version; recover() finishes this if we cannot.
+            with contextlib.suppress(Exception):
+                self._remove_unrecorded(version)
+            raise
+        with contextlib.suppress(Exception):
+            self.discard(staged.token)
+
+    def discard(self, token: str) -> None:
+        keys = [m["path"] for m in self._list(f"{META}/staging/{token}/")]
+        self._delete(keys)
+
+    def _remove_unrecorded(self, version: str) -> bool:
+        if self.read_meta(f"records/{version}.json") is not None:
+            return False
+        keys = [m["path"] for m in self._list(f"{version}/")]
+        if not keys:
+            return False
+        others, entries = _entry_last(keys)
+        self._delete(entries[::-1])
+        self._delete(others)
+        return True
+
+    def _lease_is_stale(self, raw: bytes | None) -> bool:
+        if raw is None:
+            return True
+        try:
+            doc = json.loads(raw)
+            expires, host, pid = float(doc["expires"]), str(doc["host"]), int(doc["pid"])
+        except (ValueError, KeyError, TypeError):
+            return True
+        if time.time() > expires:
+            return True
+        if host == socket.gethostname():
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                return True
+            except PermissionError:
+                return False
+        return False
+
+    def recover(self) -> list[str]:
+        prefixes, objects = self._list_dir(f"{META}/staging/")
+        tokens = set(prefixes)
+        tokens |= {
+            m["path"].rsplit("/", 1)[-1][: -len(".lease")]
+            for m in objects
+            if m["path"].endswith(".lease")
+        }
+        done: list[str] = []
+        for token in sorted(tokens):
+            if not self._lease_is_stale(self.read_meta(f"staging/{token}.lease")):
+                continue
+            version = token.split("-", 1)[0]
+            if is_version_name(version) and self._remove_unrecorded(version):
+                done.append(
+                    f"removed unfinished version {self.version_url(version)} "
+                    "(no record; its number stays used)"
+                )
+            if token in prefixes:
+                self.discard(token)
+                done.append(f"removed staging debris {self.url}/{META}/staging/{token}/")
+            self.delete_meta(f"staging/{token}.lease")
+        return done
+
+    def remove_version(self, version: str) -> None:
+        keys = [m["path"] for m in self._list(f"{version}/")]
+        others, entries = _entry_last(keys)
+        self._delete(entries[::-1])  # top-level saved_model.pb first: loaders stop starting on it
+        self._delete(others)
