@@ -156,8 +156,10 @@ class Journal:
             info = VersionInfo(name, name in on_store, records.get(name), pinned=name in pins)
             if info.exists and not info.recorded:
                 info.notes.append("no pushgate record: not published by pushgate, or unfinished")
-            if not info.exists and info.recorded and name not in removed:
-                info.notes.append("recorded but missing from the store")
+            if not info.exists and info.recorded:
+                info.notes.append(
+                    "pruned" if name in removed else "recorded but missing from the store"
+                )
             if name.startswith("0") and name != "0":
                 info.notes.append("zero-padded name: Triton ignores it")
             infos.append(info)

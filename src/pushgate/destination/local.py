@@ -346,6 +346,11 @@ class LocalDestination(Destination):
             finally:
                 if fd is not None:
                     os.close(fd)
+        # versions a killed prune renamed out of sight but had not deleted yet
+        trash = self.meta / "trash"
+        for hidden in sorted(trash.iterdir()) if trash.is_dir() else []:
+            shutil.rmtree(hidden, ignore_errors=True)
+            done.append(f"removed half-deleted version {hidden.name} from {trash}")
         # stale temporary lock names of pushers killed between open and rename
         for n in names:
             if n.startswith(".tmp-") and n.endswith(".lock"):
