@@ -8,6 +8,7 @@ same bytes have the same digest whatever the machine.
 from __future__ import annotations
 
 import hashlib
+import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 CHUNK = 4 * 1024 * 1024
+_tls = threading.local()
 
 
 @dataclass(frozen=True)
@@ -74,8 +76,9 @@ class Readable(Protocol):
 def hash_stream(stream: Readable, on_bytes: Callable[[int], None] | None = None) -> str:
     """sha256 hex of a stream, read in large chunks (hashlib releases the GIL on them)."""
     h = hashlib.sha256()
-    buf = bytearray(CHUNK)
-    view = memoryview(buf)
+    view = getattr(_tls, "view", None)
+    if view is None:  # one buffer per thread, reused for every file it hashes
+        view = _tls.view = memoryview(bytearray(CHUNK))
     while True:
         n = stream.readinto(view)
         if not n:

@@ -17,7 +17,8 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
-from pushgate.errors import InputError
+from pushgate.errors import DestinationError, InputError
+from pushgate.manifest import FileEntry
 
 FORMAT_SERVING = "Format-Serving"
 SERVING_MODEL_DIR = "serving_model_dir"
@@ -31,6 +32,15 @@ class SourceFile:
     rel: str
     abspath: Path
     size: int
+
+    def entry(self, copied: int, sha256: str) -> FileEntry:
+        """The manifest entry of a copy of this file, refusing one whose size changed."""
+        if copied != self.size:
+            raise DestinationError(
+                f"{self.abspath} changed size while being pushed ({self.size} -> {copied} "
+                "bytes); push a model directory nobody is writing to"
+            )
+        return FileEntry(self.rel, copied, sha256)
 
 
 @dataclass(frozen=True)

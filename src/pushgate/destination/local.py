@@ -239,12 +239,7 @@ class LocalDestination(Destination):
                 os.fsync(fd)
             finally:
                 os.close(fd)
-        if size != src.size:
-            raise DestinationError(
-                f"{src.abspath} changed size while being pushed ({src.size} -> {size} bytes); "
-                "push a model directory nobody is writing to"
-            )
-        return FileEntry(src.rel, size, h.hexdigest())
+        return src.entry(size, h.hexdigest())
 
     def _copy_tree(
         self, files: list[SourceFile], root: Path, progress: ProgressFn | None

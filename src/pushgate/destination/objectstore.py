@@ -563,12 +563,7 @@ class ObjectStoreDestination(Destination):
                     chunk_size=PART,
                     max_concurrency=PART_CONCURRENCY,
                 )
-        if size != src.size:
-            raise DestinationError(
-                f"{src.abspath} changed size while being pushed ({src.size} -> {size} bytes); "
-                "push a model directory nobody is writing to"
-            )
-        return FileEntry(src.rel, size, h.hexdigest())
+        return src.entry(size, h.hexdigest())
 
     def _upload(
         self, files: list[SourceFile], root: str, progress: ProgressFn | None
