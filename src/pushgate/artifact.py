@@ -32,6 +32,19 @@ def utc_now() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+def artifact_uri(artifact: Any) -> str:
+    """The location of a path, URL or TFX-style artifact (anything with ``.uri``), as text:
+    URLs such as ``s3://bucket/x`` stay intact (a Path would fold their ``//``)."""
+    uri = getattr(artifact, "uri", artifact)
+    if isinstance(uri, (list, tuple)):  # TFX channels resolve to lists of artifacts
+        if len(uri) != 1:
+            raise InputError(f"expected exactly one artifact, got {len(uri)}")
+        return artifact_uri(uri[0])
+    if not isinstance(uri, (str, os.PathLike)):
+        raise InputError(f"not a path, URL or an artifact with a uri: {artifact!r}")
+    return os.fspath(uri)
+
+
 def artifact_path(artifact: Any) -> Path:
     """A path from a path-like or a TFX-style artifact object (anything with ``.uri``)."""
     uri = getattr(artifact, "uri", artifact)
@@ -57,9 +70,8 @@ def read_properties(directory: Path) -> dict[str, Any]:
     return props if isinstance(props, dict) else {}
 
 
-def write_properties(directory: Path, artifact_type: str, properties: dict[str, Any]) -> Path:
-    """Write (atomically) the properties file of an artifact directory; returns its path."""
-    directory.mkdir(parents=True, exist_ok=True)
+def properties_bytes(artifact_type: str, properties: dict[str, Any]) -> bytes:
+    """The content of an artifact's properties file."""
     from pushgate import __version__
 
     doc = {
@@ -69,12 +81,17 @@ def write_properties(directory: Path, artifact_type: str, properties: dict[str, 
         "written_by": f"pushgate {__version__}",
         "written_at": utc_now(),
     }
+    return (json.dumps(doc, indent=2, sort_keys=True) + "\n").encode()
+
+
+def write_properties(directory: Path, artifact_type: str, properties: dict[str, Any]) -> Path:
+    """Write (atomically) the properties file of an artifact directory; returns its path."""
+    directory.mkdir(parents=True, exist_ok=True)
     path = directory / PROPERTIES_FILE
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-artifact-")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(doc, f, indent=2, sort_keys=True)
-            f.write("\n")
+        with os.fdopen(fd, "wb") as f:
+            f.write(properties_bytes(artifact_type, properties))
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -9,18 +9,29 @@ When not pushed the directory holds no model files and ``pushed`` is 0.
 from __future__ import annotations
 
 import shutil
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from pushgate.artifact import PROPERTIES_FILE, write_properties
+from pushgate.artifact import PROPERTIES_FILE, properties_bytes, write_properties
 from pushgate.errors import InputError
 from pushgate.source import SourceFile
 
 
 def write_pushed_model(
-    path: Path, files: list[SourceFile] | None, properties: dict[str, Any]
-) -> Path:
-    """Write the PushedModel artifact at ``path`` (replacing an earlier one there)."""
+    path: Path | str,
+    files: list[SourceFile] | None,
+    properties: dict[str, Any],
+    storage_options: Mapping[str, Any] | None = None,
+) -> str:
+    """Write the PushedModel artifact at a path or URL (replacing an earlier one there); returns
+    where it is, as shown to users."""
+    from pushgate.remote import is_url, write_tree_url
+
+    if is_url(path):
+        extra = {PROPERTIES_FILE: properties_bytes("PushedModel", properties)}
+        return write_tree_url(str(path), files or [], extra, storage_options)
+    path = Path(path)
     if path.exists() and not path.is_dir():
         raise InputError(f"--pushed-model path is a file, not a directory: {path}")
     if path.exists():
@@ -35,4 +46,4 @@ def write_pushed_model(
         dst.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(f.abspath, dst)
     write_properties(path, "PushedModel", properties)
-    return path
+    return str(path)

@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import threading
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Collection, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from contextlib import ExitStack
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from pushgate import __version__
-from pushgate.artifact import artifact_path, utc_now
+from pushgate.artifact import PROPERTIES_FILE as PROPS
+from pushgate.artifact import artifact_path, artifact_uri, utc_now
 from pushgate.blessing import Blessing, BlessingKind, absent, read_blessing
 from pushgate.destination import open_destination
 from pushgate.destination.base import Destination
@@ -32,7 +34,8 @@ from pushgate.journal import RECORD_SCHEMA, Journal, dumps, who
 from pushgate.manifest import Manifest, hash_file, workers
 from pushgate.progress import Progress
 from pushgate.pushed_model import write_pushed_model
-from pushgate.source import ModelSource, SourceFile, list_files, resolve_model
+from pushgate.remote import is_url
+from pushgate.source import STAMPED_MODEL, ModelSource, SourceFile, list_files, resolve_model
 from pushgate.version import check_policy, next_version
 
 CLAIM_ATTEMPTS = 64
@@ -143,10 +146,6 @@ class PushResult:
         }
 
 
-def _read(kind: BlessingKind, value: Any) -> Blessing:
-    return absent(kind) if value is None else read_blessing(artifact_path(value), kind)
-
-
 class _SourceHashes:
     """sha256 of the source files, computed at most once per push and shared by destinations."""
 
@@ -219,20 +218,19 @@ def _record(
     blessings: dict[str, Blessing],
     request: PushRequest,
     previous: str | None,
-    kind: str = "push",
-    extra: dict[str, Any] | None = None,
+    show: Callable[[Path | None], str | None],
 ) -> dict[str, Any]:
     return {
         "schema": RECORD_SCHEMA,
-        "kind": kind,
+        "kind": "push",
         "version": version,
         "destination": dest.version_url(version),
         "digest": manifest.digest,
         "manifest": manifest.to_json(),
         "source": {
-            "path": str(source.path),
+            "path": show(source.path),
             "layout": source.layout,
-            "artifact": str(source.artifact) if source.artifact else None,
+            "artifact": show(source.artifact),
         },
         "blessings": {k: b.to_json() for k, b in blessings.items()},
         "decision": {
@@ -245,7 +243,6 @@ def _record(
         "pushgate_version": __version__,
         "previous_newest": previous,
         "versioning": request.versioning,
-        **(extra or {}),
     }
 
 
@@ -289,6 +286,7 @@ class _Plan:
     decision: Decision
     blessings: dict[str, Blessing]
     progress: Progress
+    show: Callable[[Path | None], str | None]
     hashes: _SourceHashes = field(init=False)
 
     def __post_init__(self) -> None:
@@ -331,7 +329,7 @@ class _Plan:
                 version=newest.version,
                 digest=res.digest,
                 already_present=True,
-                source=str(source.path),
+                source=self.show(source.path),
             )
             return
         previous = newest.version if newest else None
@@ -344,7 +342,15 @@ class _Plan:
                     "push a model directory nobody is writing to"
                 )
             return _record(
-                version, dest, manifest, source, decision, self.blessings, request, previous
+                version,
+                dest,
+                manifest,
+                source,
+                decision,
+                self.blessings,
+                request,
+                previous,
+                self.show,
             )
 
         version, manifest = publish_to(dest, self.files, request, self.progress, make_record)
@@ -357,51 +363,145 @@ class _Plan:
             forced=decision.forced,
             force_reason=request.force_reason if decision.forced else None,
             previous_newest=previous,
-            source=str(source.path),
+            source=self.show(source.path),
         )
+
+
+class _Inputs:
+    """Local paths for the push's inputs. URL inputs are downloaded into temporary directories
+    (removed with the push) and shown to users, and in records, by their URLs."""
+
+    def __init__(self, request: PushRequest, progress: Progress, stack: ExitStack) -> None:
+        self.options = request.storage_options
+        self.progress = progress
+        self.stack = stack
+        self.roots: list[tuple[Path, str]] = []
+
+    def local(self, value: Any, what: str, only: Collection[str] | None = None) -> Path | None:
+        if value is None:
+            return None
+        uri = artifact_uri(value)
+        if not is_url(uri):
+            return artifact_path(value)
+        from pushgate.remote import materialize
+
+        progress = None if only is not None else self.progress
+        local: Path = self.stack.enter_context(
+            materialize(uri, self.options, only=only, required=what, progress=progress)
+        )
+        from pushgate.destination.objectstore import clean_url
+
+        self.roots.append((local, clean_url(uri)))
+        return local
+
+    def blessing(self, value: Any, kind: BlessingKind) -> Blessing:
+        if value is None:
+            return absent(kind)
+        local = self.local(value, f"--{kind.value.replace('_', '-')}", (*kind.markers, PROPS))
+        assert local is not None
+        blessing = self.translated(lambda: read_blessing(local, kind))
+        return replace(blessing, path=self.show(local))
+
+    def show(self, path: Path | None) -> str | None:
+        """``path`` as the user gave it: under a downloaded input, its URL."""
+        if path is None:
+            return None
+        for root, url in self.roots:
+            if path == root:
+                return url
+            if root in path.parents:
+                return f"{url}/{path.relative_to(root).as_posix()}"
+        return str(path)
+
+    def translated(self, fn: Any) -> Any:
+        """Run ``fn``; an input error naming a temporary directory names the URL instead."""
+        try:
+            return fn()
+        except PushgateError as e:
+            text = str(e)
+            for root, url in self.roots:
+                text = text.replace(str(root), url)
+            if text == str(e):
+                raise
+            raise type(e)(text) from e
+
+    def translated_text(self, text: str) -> str:
+        for root, url in self.roots:
+            text = text.replace(str(root), url)
+        return text
+
+
+def _model_description(request: PushRequest, inputs: _Inputs) -> str:
+    """The model TFX would have pushed, for a refused push: nothing is downloaded for it, and a
+    bad model is no reason to fail here."""
+    for value, suffix in ((request.model, ""), (request.infra_blessing, f"/{STAMPED_MODEL}")):
+        if value is None:
+            continue
+        uri = artifact_uri(value)
+        if is_url(uri):
+            return uri.rstrip("/") + suffix
+        break
+    model_path = artifact_path(request.model) if request.model is not None else None
+    infra_path = (
+        artifact_path(request.infra_blessing) if request.infra_blessing is not None else None
+    )
+    try:
+        return str(resolve_model(model_path, infra_path)[0].path)
+    except PushgateError:
+        return str(model_path or (infra_path and infra_path / STAMPED_MODEL))
 
 
 def push(request: PushRequest, progress: Progress | None = None) -> PushResult:
     """Push a model when its blessings allow it. See :class:`PushRequest`."""
     progress = progress or Progress()
-    infra_path = (
-        artifact_path(request.infra_blessing) if request.infra_blessing is not None else None
-    )
-    model_path = artifact_path(request.model) if request.model is not None else None
-    blessings = {
-        BlessingKind.MODEL.value: _read(BlessingKind.MODEL, request.model_blessing),
-        BlessingKind.INFRA.value: _read(BlessingKind.INFRA, request.infra_blessing),
-    }
-    if model_path is None and infra_path is None:
+    with ExitStack() as stack:
+        return _push(request, progress, _Inputs(request, progress, stack))
+
+
+def _push(request: PushRequest, progress: Progress, inputs: _Inputs) -> PushResult:
+    if request.model is None and request.infra_blessing is None:
         raise UsageError("nothing to push: give --model, or --infra-blessing with a stamped model")
+    blessings = {
+        BlessingKind.MODEL.value: inputs.blessing(request.model_blessing, BlessingKind.MODEL),
+        BlessingKind.INFRA.value: inputs.blessing(request.infra_blessing, BlessingKind.INFRA),
+    }
     decision = decide(
         blessings[BlessingKind.MODEL.value],
         blessings[BlessingKind.INFRA.value],
         force_reason=request.force_reason,
     )
     warnings = list(decision.warnings)
-    pushed_model = artifact_path(request.pushed_model) if request.pushed_model is not None else None
+    pushed_model = artifact_uri(request.pushed_model) if request.pushed_model is not None else None
+    if pushed_model is not None and not is_url(pushed_model):
+        pushed_model = str(artifact_path(request.pushed_model))
+    options = request.storage_options
 
     if not decision.push:
         if pushed_model is not None:
-            write_pushed_model(pushed_model, None, {"pushed": 0})
-        try:  # report the model TFX would have pushed; a bad one is no reason to fail here
-            model_desc = str(resolve_model(model_path, infra_path)[0].path)
-        except PushgateError:
-            model_desc = str(model_path or (infra_path and infra_path / "stamped_model"))
+            pushed_model = write_pushed_model(pushed_model, None, {"pushed": 0}, options)
         return PushResult(
             pushed=False,
             reason=decision.reason,
-            model=model_desc,
+            model=_model_description(request, inputs),
             digest=None,
             blessings=blessings,
             warnings=warnings,
-            pushed_model=str(pushed_model) if pushed_model else None,
+            pushed_model=pushed_model,
         )
 
-    source, source_warnings = resolve_model(model_path, infra_path)
-    warnings += source_warnings
-    plan = _Plan(request, source, list_files(source.path), decision, blessings, progress)
+    model_path = inputs.local(request.model, "--model")
+    infra_path = None
+    if request.infra_blessing is not None:
+        # the stamped model is needed when no --model is given; otherwise only its presence
+        infra_path = inputs.local(
+            request.infra_blessing,
+            "--infra-blessing",
+            None if model_path is None else (*BlessingKind.INFRA.markers, PROPS),
+        )
+    source, source_warnings = inputs.translated(lambda: resolve_model(model_path, infra_path))
+    warnings += [inputs.translated_text(w) for w in source_warnings]
+    files = inputs.translated(lambda: list_files(source.path))
+    plan = _Plan(request, source, files, decision, blessings, progress, inputs.show)
     results = [plan.push_to(url) for url in request.destinations]
     warnings += [
         f"--on-publish hook failed at {r.url}: {r.hook['error']}"
@@ -421,7 +521,7 @@ def push(request: PushRequest, progress: Progress | None = None) -> PushResult:
                 pushed_digest=digest,
                 pushed_destinations=[r.destination for r in results if r.pushed],
             )
-        write_pushed_model(pushed_model, files if pushed else None, props)
+        pushed_model = write_pushed_model(pushed_model, files if pushed else None, props, options)
     reason = decision.reason
     if results and all(r.already_present for r in results):
         reason += f"; identical to version {results[0].version}, already published (nothing copied)"
@@ -431,13 +531,13 @@ def push(request: PushRequest, progress: Progress | None = None) -> PushResult:
     return PushResult(
         pushed=pushed,
         reason=reason,
-        model=str(source.path),
+        model=inputs.show(source.path),
         digest=digest,
         blessings=blessings,
         forced=decision.forced,
         force_reason=request.force_reason if decision.forced else None,
         warnings=warnings,
         destinations=results,
-        pushed_model=str(pushed_model) if pushed_model else None,
+        pushed_model=pushed_model,
         model_layout=source.layout,
     )

@@ -1,28 +1,31 @@
 """Inputs and outputs given as object-store URLs (``--model``, blessings, ``--pushed-model``).
 
-``materialize`` downloads a URL prefix into a temporary directory (streamed, in parallel) for
-code that reads local files; a local path comes back as itself. ``upload_tree`` copies a local
-directory to a URL prefix. The object-store client is imported only when a URL is given.
+``materialize`` downloads a URL prefix into a temporary directory (streamed, in parallel, with
+progress) for code that reads local files; a local path comes back as itself. ``upload_tree``
+copies a local directory to a URL prefix; ``write_tree_url`` replaces a prefix's content (TFX's
+PushedModel artifact, written straight from the model's files). The object-store client is
+imported only when a URL is given.
 """
 
 from __future__ import annotations
 
 import shutil
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from pushgate.destination import scheme_of
 from pushgate.errors import InputError, MissingDependencyError
+from pushgate.progress import Progress
 
 CHUNK = 8 * 1024 * 1024
 
 
-def is_url(value: str | Path) -> bool:
-    """True for ``scheme://`` values other than ``file://``."""
+def is_url(value: Any) -> bool:
+    """True for ``scheme://`` strings other than ``file://``."""
     return isinstance(value, str) and scheme_of(value) != "file"
 
 
@@ -36,12 +39,19 @@ def _objectstore(what: str) -> Any:
 
 @contextmanager
 def materialize(
-    url: str | Path, storage_options: Mapping[str, Any] | None = None
+    url: str | Path,
+    storage_options: Mapping[str, Any] | None = None,
+    *,
+    only: Collection[str] | None = None,
+    required: str | None = None,
+    progress: Progress | None = None,
 ) -> Iterator[Path]:
     """A local directory holding what is under ``url``; removed when the block ends.
 
-    A URL with nothing under it yields an empty directory (a bucket has no empty folders, so a
-    blessing without a marker file looks like that).
+    ``only``: fetch just these top-level file names; every other top-level folder still appears,
+    empty (enough to read a blessing's markers without downloading its stamped model).
+    ``required``: what the URL is (``"--model"``...); nothing under it is then an error, since a
+    bucket has no empty folders and a missing prefix and an empty one look alike.
     """
     if not is_url(url):
         text = str(url)
@@ -50,33 +60,54 @@ def materialize(
     url = str(url)
     os_ = _objectstore(f"{scheme_of(url)}:// inputs")
     store, prefix, scrub = os_.open_store(url, storage_options)
+    shown = os_.clean_url(url)
     root = f"{prefix}/" if prefix else ""
     tmp = Path(tempfile.mkdtemp(prefix="pushgate-input-"))
     try:
         try:
             metas = [m for batch in store.list_prefix(root or None) for m in batch]
         except Exception as e:
+            raise InputError(f"cannot list {shown}: {scrub(os_._first_line(e))}") from e
+        if required and not metas:
             raise InputError(
-                f"cannot list {os_.clean_url(url)}: {scrub(os_._first_line(e))}"
-            ) from e
-
-        def fetch(meta: Any) -> None:
+                f"{required} {shown}: nothing is stored under this URL; check the bucket and "
+                "path (object stores have no empty folders, so missing and empty look alike)"
+            )
+        wanted: list[tuple[str, str, int]] = []
+        for meta in metas:
             rel = meta["path"][len(root) :]
+            parts = PurePosixPath(rel).parts
+            if not rel or ".." in parts or rel.startswith("/"):
+                continue
+            if only is not None and rel not in only:
+                if len(parts) > 1:
+                    (tmp / parts[0]).mkdir(exist_ok=True)
+                continue
+            wanted.append((meta["path"], rel, int(meta.get("size", 0))))
+        if progress:
+            progress.start("downloading", sum(size for _, _, size in wanted))
+
+        def fetch(item: tuple[str, str, int]) -> None:
+            key, rel, _ = item
             out = tmp / rel
-            if not rel or ".." in Path(rel).parts:
-                return
             out.parent.mkdir(parents=True, exist_ok=True)
             try:
                 with open(out, "wb") as f:
-                    for chunk in store.get_stream(meta["path"], CHUNK):
+                    for chunk in store.get_stream(key, CHUNK):
                         f.write(chunk)
+                        if progress:
+                            progress.advance(len(chunk))
             except Exception as e:
                 raise InputError(
-                    f"cannot download {os_.clean_url(url)}/{rel}: {scrub(os_._first_line(e))}"
+                    f"cannot download {shown}/{rel}: {scrub(os_._first_line(e))}"
                 ) from e
 
-        with ThreadPoolExecutor(max_workers=8) as pool:
-            list(pool.map(fetch, metas))
+        try:
+            with ThreadPoolExecutor(max_workers=8) as pool:
+                list(pool.map(fetch, wanted))
+        finally:
+            if progress:
+                progress.finish()
         yield tmp
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -91,3 +122,21 @@ def upload_tree(
     os_ = _objectstore(f"{scheme_of(url)}:// outputs")
     dest = os_.ObjectStoreDestination(url, dict(storage_options or {}))
     dest.put_files(list_files(Path(local_dir)), "")
+
+
+def write_tree_url(
+    url: str,
+    files: list[Any],
+    extra: Mapping[str, bytes],
+    storage_options: Mapping[str, Any] | None = None,
+) -> str:
+    """Replace what is under ``url`` by ``files`` (uploaded straight from their paths) and then
+    the ``extra`` small files, in that order; returns the URL as shown to users."""
+    os_ = _objectstore(f"{scheme_of(url)}:// outputs")
+    dest = os_.ObjectStoreDestination(url, dict(storage_options or {}))
+    dest.remove_all()
+    if files:
+        dest.put_files(files, "")
+    for rel, data in extra.items():
+        dest.put_bytes(rel, data)
+    return str(dest.url)

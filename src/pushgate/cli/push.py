@@ -25,19 +25,20 @@ def register(sub: Any) -> None:
     )
     p.add_argument(
         "--model",
-        metavar="PATH",
+        metavar="PATH|URL",
         help="TFX Model artifact (Format-Serving/, serving_model_dir/, Estimator "
-        "export/) or a bare model directory; default: <infra-blessing>/stamped_model",
+        "export/) or a bare model directory, local or s3:// gs:// az:// (downloaded only "
+        "when the push goes ahead); default: <infra-blessing>/stamped_model",
     )
     p.add_argument(
         "--model-blessing",
-        metavar="PATH",
-        help="the Evaluator's ModelBlessing directory (BLESSED / NOT_BLESSED)",
+        metavar="PATH|URL",
+        help="the Evaluator's ModelBlessing directory or URL (BLESSED / NOT_BLESSED)",
     )
     p.add_argument(
         "--infra-blessing",
-        metavar="PATH",
-        help="the InfraValidator's InfraBlessing directory (INFRA_BLESSED / ...)",
+        metavar="PATH|URL",
+        help="the InfraValidator's InfraBlessing directory or URL (INFRA_BLESSED / ...)",
     )
     p.add_argument(
         "--to",
@@ -48,8 +49,8 @@ def register(sub: Any) -> None:
     )
     p.add_argument(
         "--pushed-model",
-        metavar="PATH",
-        help="write TFX's PushedModel artifact here (model copy + properties)",
+        metavar="PATH|URL",
+        help="write TFX's PushedModel artifact here, a directory or URL (model copy + properties)",
     )
     p.add_argument(
         "--versioning",

@@ -703,6 +703,18 @@ class ObjectStoreDestination(Destination):
         """Upload local files under ``<BASE>/<rel_prefix>`` (plain copies, no protocol)."""
         return Manifest.of(self._upload(files, self._key(rel_prefix), progress))
 
+    def put_bytes(self, rel: str, data: bytes) -> None:
+        """Write one small object at ``<BASE>/<rel>`` (plain write, no protocol)."""
+        key = self._key(rel)
+        try:
+            self.store.put(key, data)
+        except Exception as e:
+            raise self._error(e, "writing", key) from e
+
+    def remove_all(self) -> None:
+        """Delete every object under BASE: for artifact outputs, never a served model BASE."""
+        self._delete([m["path"] for m in self._list("")])
+
     def publish(self, staged: Staged, version: str, record: bytes) -> None:
         root = self._meta(f"staging/{staged.token}/")
         others, entries = _entry_last(e.path for e in staged.manifest.files)
