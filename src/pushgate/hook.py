@@ -49,7 +49,7 @@ def run_hook(
             check=False,
         )
         ok = proc.returncode == 0
-        out = {
+        out: dict[str, Any] = {
             "ok": ok,
             "exit_code": proc.returncode,
             "error": None if ok else (proc.stderr.strip()[-500:] or f"exit code {proc.returncode}"),

@@ -122,11 +122,14 @@ class Journal:
         return out
 
     # -- events -------------------------------------------------------------------------------
-    def event(self, kind: str, **fields: Any) -> dict[str, Any]:
+    def event(self, kind: str, *, flush: bool = True, **fields: Any) -> dict[str, Any]:
+        """Append an audit event. ``flush=False`` skips the disk flush, for events that record
+        that nothing changed (a crash may then lose the event, never a version or a record)."""
         at = utc_now()
         doc = {"schema": EVENT_SCHEMA, "event": kind, "at": at, **who(), **fields}
         stamp = at.replace(":", "").replace("-", "").replace(".", "")
-        self.dest.write_meta(f"events/{stamp}-{uuid.uuid4().hex[:12]}.json", dumps(doc))
+        key = f"events/{stamp}-{uuid.uuid4().hex[:12]}.json"
+        self.dest.write_meta(key, dumps(doc), durable=flush)
         return doc
 
     def events(self) -> list[dict[str, Any]]:

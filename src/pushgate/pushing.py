@@ -329,6 +329,7 @@ class _Plan:
                 version=newest.version,
                 digest=res.digest,
                 already_present=True,
+                flush=False,  # nothing changed: "no copy, no flush" for an unchanged re-push
                 source=self.show(source.path),
             )
             return

@@ -73,8 +73,11 @@ class Destination(ABC):
         """Bytes of ``.pushgate/<key>``, or None when it does not exist."""
 
     @abstractmethod
-    def write_meta(self, key: str, data: bytes, *, create_only: bool = False) -> bool:
-        """Write ``.pushgate/<key>`` durably; with ``create_only`` return False if it exists."""
+    def write_meta(
+        self, key: str, data: bytes, *, create_only: bool = False, durable: bool = True
+    ) -> bool:
+        """Write ``.pushgate/<key>`` whole (never torn), and durably unless ``durable`` is False
+        (no flush: a crash may lose it); with ``create_only`` return False if it exists."""
 
     @abstractmethod
     def list_meta(self, prefix: str) -> list[str]:

@@ -132,7 +132,9 @@ class LocalDestination(Destination):
         except OSError as e:
             raise _wrap(e, "reading", self.meta / key) from e
 
-    def write_meta(self, key: str, data: bytes, *, create_only: bool = False) -> bool:
+    def write_meta(
+        self, key: str, data: bytes, *, create_only: bool = False, durable: bool = True
+    ) -> bool:
         path = self.meta / key
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -151,9 +153,11 @@ class LocalDestination(Destination):
                 with open(tmp, "wb") as f:
                     f.write(data)
                     f.flush()
-                    os.fsync(f.fileno())
+                    if durable:
+                        os.fsync(f.fileno())
                 os.replace(tmp, path)
-            fsync_dir(path.parent)
+            if durable:
+                fsync_dir(path.parent)
             return True
         except OSError as e:
             raise _wrap(e, "writing", path) from e

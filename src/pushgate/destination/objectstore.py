@@ -530,7 +530,10 @@ class ObjectStoreDestination(Destination):
         except Exception as e:
             raise self._error(e, "reading", k) from e
 
-    def write_meta(self, key: str, data: bytes, *, create_only: bool = False) -> bool:
+    def write_meta(
+        self, key: str, data: bytes, *, create_only: bool = False, durable: bool = True
+    ) -> bool:
+        # a completed PUT is durable in every object store: ``durable`` changes nothing here
         k = self._meta(key)
         try:
             self.store.put(k, data, create_only=create_only)
