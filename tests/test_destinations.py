@@ -300,6 +300,37 @@ def test_tensorflow_savedmodel_round_trips_through_the_store(
     assert manifest_of(got[1]) == manifest_of(saved_model)
 
 
+def test_files_too_big_to_copy_server_side_are_uploaded_into_the_version(
+    store_url: Callable[[str], StoreURL], tmp_path: Path
+) -> None:
+    """S3 copies at most 5 GiB per object; bigger files skip staging (the limit is lowered here
+    so that a 3 MiB file takes that path) and a rollback streams them through."""
+    s = store_url("s3")
+    s.env["PUSHGATE_S3_COPY_LIMIT"] = str(1 << 20)
+    first = make_model(tmp_path / "first", payload=b"one", big=3 << 20)
+    out = json.loads(cli(s, "push", "--model", str(first), "--to", s.base, "--json").stdout)
+    assert out["pushed"], out
+    second = make_model(tmp_path / "second", payload=b"two", big=2 << 20)
+    json.loads(cli(s, "push", "--model", str(second), "--to", s.base, "--json").stdout)
+    back = json.loads(cli(s, "rollback", s.base, "--to", out["version"], "--json").stdout)
+    assert back["digest"] == out["digest"], back
+    assert_all_versions_complete(s)
+    assert json.loads(cli(s, "verify", s.base, "--json").stdout)["ok"]
+    dest = open_destination(s.base, s.options)
+    assert dest.list_meta("staging/") == []
+    with dest.open_version_file(back["version"], "variables/variables.data-00000-of-00001") as f:
+        assert hash_file_obj(f) == hash_file(first / "variables/variables.data-00000-of-00001")
+
+
+def hash_file_obj(f: Any) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    for block in iter(lambda: f.read(1 << 20), b""):
+        h.update(block)
+    return h.hexdigest()
+
+
 @pytest.mark.parametrize("kind", ["s3", "gcs"])
 def test_server_dying_mid_push_leaves_no_complete_looking_version(
     kind: str, tmp_path: Path

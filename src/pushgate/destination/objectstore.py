@@ -31,6 +31,7 @@ import hashlib
 import io
 import json
 import os
+import queue
 import re
 import socket
 import threading
@@ -73,6 +74,8 @@ PART = 8 * 1024 * 1024
 PART_CONCURRENCY = 4
 _BIG_FILES = 2
 LEASE_TTL = float(os.environ.get("PUSHGATE_LEASE_TTL", "120"))
+#: the largest object S3's CopyObject copies; bigger files are uploaded straight into ``<v>/``
+S3_COPY_LIMIT = 5 * 1024**3
 #: default retries of a failed request, and the time after which none is tried again
 MAX_RETRIES = 10
 RETRY_TIMEOUT = 180.0
@@ -408,6 +411,10 @@ class _StreamReader(io.RawIOBase):
         return n
 
 
+def _is_entry(path: str) -> bool:
+    return PurePosixPath(path).name in ENTRY_FILES
+
+
 def _entry_last(paths: Iterable[str]) -> tuple[list[str], list[str]]:
     """``(others, entries)``; entries sorted deepest first so the top-level one lands last."""
     others: list[str] = []
@@ -425,6 +432,14 @@ class ObjectStoreDestination(Destination):
         self.url = clean_url(url)
         self.store, prefix, self.scrub = open_store(url, storage_options)
         self.prefix = f"{prefix}/" if prefix else ""
+        #: files above this size skip staging (the store cannot copy them server-side)
+        self.copy_limit: int | None = None
+        if split_url(url)[0] == "s3":
+            self.copy_limit = int(os.environ.get("PUSHGATE_S3_COPY_LIMIT", S3_COPY_LIMIT))
+
+    def _direct(self, size: int) -> bool:
+        """True for a file uploaded straight into ``<v>/``, since it is too big to copy."""
+        return self.copy_limit is not None and size > self.copy_limit
 
     # -- keys and errors ----------------------------------------------------------------------
     def _key(self, rel: str) -> str:
@@ -663,11 +678,19 @@ class ObjectStoreDestination(Destination):
         return entries
 
     def stage(self, files: list[SourceFile], token: str, progress: ProgressFn | None) -> Staged:
+        # Files too big for a server-side copy (S3: over 5 GiB) go straight to <v>/: the version
+        # is visible for their upload instead of their copy, still without its entry files,
+        # and unrecorded until the record lands, so recovery removes it after a crash.
+        version = token.split("-", 1)[0]
+        direct = [f for f in files if self._direct(f.size) and not _is_entry(f.rel)]
+        staged = [f for f in files if f not in direct]
         try:
-            entries = self._upload(files, self._meta(f"staging/{token}/"), progress)
+            entries = self._upload(staged, self._meta(f"staging/{token}/"), progress)
+            entries += self._upload(direct, self._key(f"{version}/"), progress)
         except BaseException:
             with contextlib.suppress(Exception):
                 self.discard(token)
+                self._remove_unrecorded(version)
             raise
         return Staged(token, Manifest.of(entries))
 
@@ -676,16 +699,28 @@ class ObjectStoreDestination(Destination):
         if not files:
             raise DestinationError(f"version {self.version_url(version)} holds no files")
         root = self._meta(f"staging/{token}/")
+        new_version = token.split("-", 1)[0]
 
         def task(rel: str) -> FileEntry:
             src = self._key(f"{version}/{rel}")
-            self._copy(src, f"{root}{rel}")
-            # hash the staged copy itself (never trust the record): a damaged target must be
-            # caught by the caller's digest check, not republished as intact
-            with self._open(f"{root}{rel}") as f:
-                h = hashlib.sha256()
-                for block in iter(lambda: f.read(PART), b""):
-                    h.update(block)
+            h = hashlib.sha256()
+            if self._direct(files[rel]) and not _is_entry(rel):
+                # too big to copy server-side: streamed through, hashed on the way (as stage())
+                dst = self._key(f"{new_version}/{rel}")
+
+                try:
+                    self.store.put_stream(dst, self._read_ahead(src, h))
+                except PushgateError:
+                    raise
+                except Exception as e:
+                    raise self._error(e, "copying to", dst) from e
+            else:
+                self._copy(src, f"{root}{rel}")
+                # hash the staged copy itself (never trust the record): a damaged target must
+                # be caught by the caller's digest check, not republished as intact
+                with self._open(f"{root}{rel}") as f:
+                    for block in iter(lambda: f.read(PART), b""):
+                        h.update(block)
             entry = FileEntry(rel, files[rel], h.hexdigest())
             if progress:
                 progress(files[rel])
@@ -697,8 +732,46 @@ class ObjectStoreDestination(Destination):
         except BaseException:
             with contextlib.suppress(Exception):
                 self.discard(token)
+                self._remove_unrecorded(new_version)
             raise
         return Staged(token, Manifest.of(entries))
+
+    def _read_ahead(self, key: str, h: Any) -> Iterator[bytes]:
+        """The object's blocks, hashed into ``h``, read by a helper thread: obstore may not
+        read one object from inside the iterator it is uploading another from."""
+        blocks: queue.Queue[bytes | BaseException | None] = queue.Queue(maxsize=2)
+        stop = threading.Event()
+
+        def offer(item: bytes | BaseException | None) -> bool:
+            while not stop.is_set():  # the consumer may stop early: never block forever
+                try:
+                    blocks.put(item, timeout=0.2)
+                    return True
+                except queue.Full:
+                    pass
+            return False
+
+        def produce() -> None:
+            try:
+                with self._open(key) as f:
+                    for block in iter(lambda: f.read(PART), b""):
+                        if not offer(block):
+                            return
+                offer(None)
+            except BaseException as e:
+                offer(e)
+
+        reader = threading.Thread(target=produce, name="pushgate-read-ahead", daemon=True)
+        reader.start()
+        try:
+            while (item := blocks.get()) is not None:
+                if isinstance(item, BaseException):
+                    raise item
+                h.update(item)
+                yield item
+        finally:
+            stop.set()
+            reader.join()
 
     def put_files(
         self, files: list[SourceFile], rel_prefix: str, progress: ProgressFn | None = None
@@ -720,7 +793,9 @@ class ObjectStoreDestination(Destination):
 
     def publish(self, staged: Staged, version: str, record: bytes) -> None:
         root = self._meta(f"staging/{staged.token}/")
-        others, entries = _entry_last(e.path for e in staged.manifest.files)
+        others, entries = _entry_last(
+            e.path for e in staged.manifest.files if not self._direct(e.size) or _is_entry(e.path)
+        )
         try:
             with self._pool(len(others)) as pool:
                 list(
