@@ -300,6 +300,35 @@ def test_tensorflow_savedmodel_round_trips_through_the_store(
     assert manifest_of(got[1]) == manifest_of(saved_model)
 
 
+def test_aws_profiles_from_the_shared_files_are_used(
+    store_url: Callable[[str], StoreURL], tmp_path: Path
+) -> None:
+    """obstore reads no ~/.aws profiles; pushgate does, through boto3's chain."""
+    s = store_url("s3")
+    (tmp_path / "credentials").write_text(
+        f"[pg]\naws_access_key_id = {s.options['access_key_id']}\n"
+        f"aws_secret_access_key = {s.options['secret_access_key']}\n"
+    )
+    (tmp_path / "config").write_text(f"[profile pg]\nregion = {s.options['region']}\n")
+    env = {k: v for k, v in s.env.items() if not k.startswith("AWS_") or k == "AWS_ENDPOINT_URL"}
+    env |= {
+        "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "credentials"),
+        "AWS_CONFIG_FILE": str(tmp_path / "config"),
+        "AWS_PROFILE": "pg",
+    }
+    s.env.clear()
+    s.env.update(env)
+    model = make_model(tmp_path / "model")
+    out = json.loads(cli(s, "push", "--model", str(model), "--to", s.base, "--json").stdout)
+    assert out["pushed"], out
+    versions_out = json.loads(cli(s, "versions", s.base, "--json").stdout)
+    assert [v["version"] for v in versions_out["versions"]] == [out["version"]]
+    s.env["AWS_PROFILE"] = "nosuchprofile"
+    bad = cli(s, "versions", s.base, check=False)
+    assert bad.returncode == 2 and "AWS profile 'nosuchprofile'" in bad.stderr, bad.stderr
+    assert s.options["secret_access_key"] not in bad.stderr + bad.stdout
+
+
 def test_files_too_big_to_copy_server_side_are_uploaded_into_the_version(
     store_url: Callable[[str], StoreURL], tmp_path: Path
 ) -> None:

@@ -60,7 +60,12 @@ from pushgate.destination.gcs import (
     GcsPreconditionFailed,
     emulator_base_url,
 )
-from pushgate.errors import DestinationError, DestinationInputError, PushgateError
+from pushgate.errors import (
+    DestinationError,
+    DestinationInputError,
+    MissingDependencyError,
+    PushgateError,
+)
 from pushgate.manifest import FileEntry, Manifest, workers
 from pushgate.source import SourceFile
 
@@ -171,6 +176,38 @@ def _retry_options(options: dict[str, Any]) -> tuple[int, float]:
     return max(0, tries), max(0.0, timeout)
 
 
+def _aws_profile_provider(config: dict[str, Any]) -> Any:
+    """boto3's credential chain, for what obstore's own chain lacks: named profiles
+    (``AWS_PROFILE`` or the ``profile`` option) and the shared ``~/.aws`` files (SSO, assume-role,
+    credential_process ...). None when keys are given or no profile is in play."""
+    profile = config.pop("profile", None) or os.environ.get("AWS_PROFILE")
+    if config.get("access_key_id") or config.get("aws_access_key_id"):
+        return None
+    if not profile:
+        if os.environ.get("AWS_ACCESS_KEY_ID") or os.environ.get("AWS_WEB_IDENTITY_TOKEN_FILE"):
+            return None
+        shared = [
+            os.environ.get("AWS_SHARED_CREDENTIALS_FILE", "~/.aws/credentials"),
+            os.environ.get("AWS_CONFIG_FILE", "~/.aws/config"),
+        ]
+        if not any(os.path.exists(os.path.expanduser(f)) for f in shared):
+            return None
+    try:
+        import boto3
+        from obstore.auth.boto3 import Boto3CredentialProvider
+    except ImportError as e:
+        raise MissingDependencyError("AWS profiles (~/.aws, AWS_PROFILE)", "s3") from e
+    try:
+        session = boto3.Session(profile_name=profile)
+    except Exception as e:
+        raise DestinationInputError(f"AWS profile {profile!r}: {_first_line(e)}") from e
+    if session.get_credentials() is None:
+        return None
+    if session.region_name and "region" not in config and "aws_region" not in config:
+        config["region"] = session.region_name
+    return Boto3CredentialProvider(session)
+
+
 def _boolish(key: str, value: Any) -> Any:
     if key in _BOOL_KEYS and isinstance(value, str):
         return value.strip().lower() in ("1", "true", "yes", "on")
@@ -262,6 +299,7 @@ def open_store(
         return Obstore(memory), prefix, Scrubber(secrets)
     client: dict[str, Any] = {}
     config: dict[str, Any] = {}
+    provider: Any = None
     retries = _retry_options({k.lower(): v for k, v in options.items()})
     options = {k: v for k, v in options.items() if k.lower() not in _RETRY_KEYS}
     for k, v in options.items():
@@ -287,6 +325,7 @@ def open_store(
             or os.environ.get("AWS_ENDPOINT")
             or ""
         )
+        provider = _aws_profile_provider(config) if scheme == "s3" else None
     if endpoint.startswith("http://") and "allow_http" not in client:
         client["allow_http"] = True
     client.setdefault("connect_timeout", "10s")
@@ -298,12 +337,14 @@ def open_store(
             store = GcsJsonStore(bucket, config, client, *retries)
         else:
             make: Any = from_url  # its overloads are per scheme; ours is chosen at run time
+            extra = {"credential_provider": provider} if provider is not None else {}
             store = Obstore(
                 make(
                     f"{scheme}://{bucket}",
                     config=config or None,
                     client_options=client,
                     retry_config=_retry_config(*retries),
+                    **extra,
                 )
             )
     except Exception as e:
