@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from subprocess import CompletedProcess
+from typing import Any
 
 import numpy as np
 import pytest
@@ -23,7 +25,7 @@ from pushgate.api import PushRequest, push
 from pushgate.artifact import read_properties
 from pushgate.blessing import BlessingKind, Verdict, read_blessing
 from pushgate.errors import UsageError
-from pushgate.evaluate import EvaluateRequest, evaluate
+from pushgate.evaluate import EvaluateRequest, EvaluationResult, evaluate
 
 
 @pytest.fixture(scope="module")
@@ -42,9 +44,23 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     }
 
 
-def thresholds_file(path: Path, doc: dict[str, object]) -> Path:
-    path.write_text(json.dumps(doc))
+def thresholds_file(tmp_path: Path, metrics: dict[str, object]) -> Path:
+    """``tmp_path/t.json`` setting these thresholds: ``{"metrics": metrics}``."""
+    path = tmp_path / "t.json"
+    path.write_text(json.dumps({"metrics": metrics}))
     return path
+
+
+def evaluate_into(tmp_path: Path, metrics: dict[str, object], **request: Any) -> EvaluationResult:
+    """Evaluate against the thresholds ``{"metrics": metrics}`` (written to ``tmp_path/t.json``),
+    writing the ModelBlessing to ``tmp_path/blessing`` unless ``output`` says otherwise."""
+    request.setdefault("output", tmp_path / "blessing")
+    return evaluate(EvaluateRequest(thresholds=thresholds_file(tmp_path, metrics), **request))
+
+
+def evaluate_cli(tmp_path: Path, thresholds: Path, *args: str | Path) -> CompletedProcess[str]:
+    """``pushgate evaluate ARGS --thresholds FILE --output tmp_path/blessing``."""
+    return cli("evaluate", *args, "--thresholds", thresholds, "--output", tmp_path / "blessing")
 
 
 def assert_metrics_match(got: dict[str, float], want: dict[str, float]) -> None:
@@ -53,20 +69,23 @@ def assert_metrics_match(got: dict[str, float], want: dict[str, float]) -> None:
         assert got[k] == pytest.approx(v, rel=1e-5, abs=1e-6), k
 
 
+def assert_reference_metrics(got: dict[str, float], data: dict, seed: int = 0) -> dict[str, float]:
+    """``got`` matches the metrics computed independently for model ``seed``; returns those."""
+    want = reference_metrics(data["y"], reference_predict(data["x"], seed=seed), "classification")
+    assert_metrics_match(got, want)
+    return want
+
+
 def test_metrics_from_csv_with_a_saved_model_match_an_independent_computation(
     data: dict, tmp_path: Path
 ) -> None:
-    th = thresholds_file(tmp_path / "t.json", {"metrics": {"accuracy": {"value": {"lower": 0.5}}}})
-    result = evaluate(
-        EvaluateRequest(
-            output=tmp_path / "blessing",
-            thresholds=th,
-            model=data["saved_model"],
-            examples=data["csv"],
-        )
+    result = evaluate_into(
+        tmp_path,
+        {"accuracy": {"value": {"lower": 0.5}}},
+        model=data["saved_model"],
+        examples=data["csv"],
     )
-    want = reference_metrics(data["y"], reference_predict(data["x"]), "classification")
-    assert_metrics_match(result.candidate_metrics, want)
+    want = assert_reference_metrics(result.candidate_metrics, data)
     assert result.blessed == (want["accuracy"] >= 0.5) and result.blessed
     blessing = read_blessing(tmp_path / "blessing", BlessingKind.MODEL)
     assert blessing.verdict is Verdict.BLESSED
@@ -82,17 +101,13 @@ def test_metrics_from_csv_with_a_saved_model_match_an_independent_computation(
 def test_metrics_from_tfx_examples_with_an_onnx_model_match_an_independent_computation(
     data: dict, tmp_path: Path
 ) -> None:
-    th = thresholds_file(tmp_path / "t.json", {"metrics": {"auc": {"value": {"lower": 0.99}}}})
-    result = evaluate(
-        EvaluateRequest(
-            output=tmp_path / "blessing",
-            thresholds=th,
-            model=data["onnx0"],
-            examples=data["artifact"],
-        )
+    result = evaluate_into(
+        tmp_path,
+        {"auc": {"value": {"lower": 0.99}}},
+        model=data["onnx0"],
+        examples=data["artifact"],
     )
-    want = reference_metrics(data["y"], reference_predict(data["x"]), "classification")
-    assert_metrics_match(result.candidate_metrics, want)
+    want = assert_reference_metrics(result.candidate_metrics, data)
     assert want["auc"] < 0.99  # the data is noisy: this threshold must fail
     assert not result.blessed
     assert (tmp_path / "blessing" / "NOT_BLESSED").exists()
@@ -102,17 +117,13 @@ def test_metrics_from_tfx_examples_with_an_onnx_model_match_an_independent_compu
 def test_tfx_style_model_is_fed_the_artifacts_own_serialized_examples(
     data: dict, tmp_path: Path
 ) -> None:
-    th = thresholds_file(tmp_path / "t.json", {"metrics": {"accuracy": {"value": {"lower": 0.5}}}})
-    result = evaluate(
-        EvaluateRequest(
-            output=tmp_path / "blessing",
-            thresholds=th,
-            model=data["tfx_model"],
-            examples=data["artifact"],
-        )
+    result = evaluate_into(
+        tmp_path,
+        {"accuracy": {"value": {"lower": 0.5}}},
+        model=data["tfx_model"],
+        examples=data["artifact"],
     )
-    want = reference_metrics(data["y"], reference_predict(data["x"]), "classification")
-    assert_metrics_match(result.candidate_metrics, want)
+    assert_reference_metrics(result.candidate_metrics, data)
     assert result.blessed
 
 
@@ -120,23 +131,13 @@ def test_baseline_is_the_version_serving_now_at_a_destination(data: dict, tmp_pa
     base = tmp_path / "serving"
     pushed = push(PushRequest(model=data["onnx1"].parent, destinations=(str(base),)))
     assert pushed.pushed
-    th = thresholds_file(
-        tmp_path / "t.json",
-        {"metrics": {"auc": {"change": {"direction": "higher_is_better", "absolute": 0.0}}}},
-    )
-    result = evaluate(
-        EvaluateRequest(
-            output=tmp_path / "blessing",
-            thresholds=th,
-            model=data["onnx0"],
-            examples=data["csv"],
-            baseline_from=str(base),
-        )
+    th = {"auc": {"change": {"direction": "higher_is_better", "absolute": 0.0}}}
+    result = evaluate_into(
+        tmp_path, th, model=data["onnx0"], examples=data["csv"], baseline_from=str(base)
     )
     cand = reference_metrics(data["y"], reference_predict(data["x"], seed=0), "classification")
-    base_m = reference_metrics(data["y"], reference_predict(data["x"], seed=1), "classification")
     assert result.baseline_metrics is not None
-    assert_metrics_match(result.baseline_metrics, base_m)
+    base_m = assert_reference_metrics(result.baseline_metrics, data, seed=1)
     assert result.baseline_version == pushed.version
     assert result.blessed == (cand["auc"] >= base_m["auc"])
     assert result.blessed  # the labels follow model 0, so it beats model 1
@@ -145,14 +146,13 @@ def test_baseline_is_the_version_serving_now_at_a_destination(data: dict, tmp_pa
     assert props["baseline_version"] == pushed.version
 
     # The other way round, the worse model is not blessed against the better one.
-    worse = evaluate(
-        EvaluateRequest(
-            output=tmp_path / "blessing2",
-            thresholds=th,
-            model=data["onnx1"],
-            examples=data["csv"],
-            baseline_model=data["onnx0"],
-        )
+    worse = evaluate_into(
+        tmp_path,
+        th,
+        output=tmp_path / "blessing2",
+        model=data["onnx1"],
+        examples=data["csv"],
+        baseline_model=data["onnx0"],
     )
     assert not worse.blessed
     assert [c.outcome for c in worse.checks] == ["fail"]
@@ -162,25 +162,17 @@ def test_first_model_with_no_published_version_skips_change_thresholds(
     data: dict, tmp_path: Path
 ) -> None:
     (tmp_path / "serving").mkdir()
-    th = thresholds_file(
-        tmp_path / "t.json",
+    result = evaluate_into(
+        tmp_path,
         {
-            "metrics": {
-                "accuracy": {
-                    "value": {"lower": 0.5},
-                    "change": {"direction": "higher_is_better", "absolute": 0.5},
-                }
+            "accuracy": {
+                "value": {"lower": 0.5},
+                "change": {"direction": "higher_is_better", "absolute": 0.5},
             }
         },
-    )
-    result = evaluate(
-        EvaluateRequest(
-            output=tmp_path / "blessing",
-            thresholds=th,
-            model=data["onnx0"],
-            examples=data["csv"],
-            baseline_from=str(tmp_path / "serving"),
-        )
+        model=data["onnx0"],
+        examples=data["csv"],
+        baseline_from=str(tmp_path / "serving"),
     )
     assert [c.outcome for c in result.checks] == ["pass", "skipped"]
     assert result.blessed
@@ -189,31 +181,15 @@ def test_first_model_with_no_published_version_skips_change_thresholds(
 
 
 def test_no_thresholds_is_refused_and_writes_no_blessing(data: dict, tmp_path: Path) -> None:
-    th = thresholds_file(tmp_path / "t.json", {"metrics": {}})
     with pytest.raises(UsageError, match="sets no thresholds"):
-        evaluate(
-            EvaluateRequest(
-                output=tmp_path / "blessing",
-                thresholds=th,
-                model=data["onnx0"],
-                examples=data["csv"],
-            )
-        )
+        evaluate_into(tmp_path, {}, model=data["onnx0"], examples=data["csv"])
     assert not (tmp_path / "blessing").exists()
 
 
 def test_cli_refuses_no_thresholds_with_exit_2_and_says_why(tmp_path: Path) -> None:
     (tmp_path / "m.json").write_text('{"accuracy": 0.9}')
-    th = thresholds_file(tmp_path / "t.json", {"metrics": {"accuracy": {}}})
-    proc = cli(
-        "evaluate",
-        "--candidate-metrics",
-        tmp_path / "m.json",
-        "--thresholds",
-        th,
-        "--output",
-        tmp_path / "blessing",
-    )
+    th = thresholds_file(tmp_path, {"accuracy": {}})
+    proc = evaluate_cli(tmp_path, th, "--candidate-metrics", tmp_path / "m.json")
     assert proc.returncode == 2, proc.stderr
     assert "sets no thresholds" in proc.stderr
     assert not (tmp_path / "blessing").exists()
@@ -233,16 +209,13 @@ def test_cli_json_reports_every_threshold_and_a_missing_metric_fails(tmp_path: P
         "  mse:\n"
         "    value: {upper: 1.0}\n"
     )
-    proc = cli(
-        "evaluate",
+    proc = evaluate_cli(
+        tmp_path,
+        th,
         "--candidate-metrics",
         tmp_path / "cand.json",
         "--baseline-metrics",
         tmp_path / "base.json",
-        "--thresholds",
-        th,
-        "--output",
-        tmp_path / "blessing",
         "--json",
     )
     assert proc.returncode == 0, proc.stderr
@@ -264,38 +237,14 @@ def test_examples_that_do_not_fit_the_model_are_a_validation_error(
     data: dict, tmp_path: Path
 ) -> None:
     (tmp_path / "e.csv").write_text("a,b,c,label\n1,2,3,0\n4,5,6,1\n")
-    th = thresholds_file(tmp_path / "t.json", {"metrics": {"accuracy": {"value": {"lower": 0}}}})
-    proc = cli(
-        "evaluate",
-        "--model",
-        data["onnx0"],
-        "--examples",
-        tmp_path / "e.csv",
-        "--thresholds",
-        th,
-        "--output",
-        tmp_path / "blessing",
-    )
+    th = thresholds_file(tmp_path, {"accuracy": {"value": {"lower": 0}}})
+    model_and_examples = ("--model", data["onnx0"], "--examples", tmp_path / "e.csv")
+    proc = evaluate_cli(tmp_path, th, *model_and_examples)
     assert proc.returncode == 1, proc.stderr
     assert "takes 2 features per example" in proc.stderr
     assert "--features" in proc.stderr
     assert not (tmp_path / "blessing").exists()
     # choosing the features the model takes makes it run
-    assert (
-        cli(
-            "evaluate",
-            "--model",
-            data["onnx0"],
-            "--examples",
-            tmp_path / "e.csv",
-            "--features",
-            "a,c",
-            "--thresholds",
-            th,
-            "--output",
-            tmp_path / "blessing",
-        ).returncode
-        == 0
-    )
+    assert evaluate_cli(tmp_path, th, *model_and_examples, "--features", "a,c").returncode == 0
     report = json.loads((tmp_path / "blessing" / "evaluation.json").read_text())
     assert np.isfinite(report["candidate_metrics"]["log_loss"])

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from subprocess import CompletedProcess
+from typing import Any
 
 import pytest
 
@@ -19,7 +21,7 @@ from models import (
 from pushgate.artifact import read_properties
 from pushgate.blessing import BlessingKind, Verdict, read_blessing
 from pushgate.errors import UsageError
-from pushgate.infra_validate import InfraValidateRequest, infra_validate
+from pushgate.infra_validate import InfraValidateRequest, InfraValidationResult, infra_validate
 
 
 @pytest.fixture(scope="module")
@@ -34,15 +36,20 @@ def assets(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     }
 
 
+def validate(model: Path, output: Path, **request: Any) -> InfraValidationResult:
+    """Infra-validate ``model`` into ``output``; one try unless ``num_tries`` says otherwise."""
+    request.setdefault("num_tries", 1)
+    return infra_validate(InfraValidateRequest(model=model, output=output, **request))
+
+
+def validate_cli(model: Path, output: Path, *args: str | Path) -> CompletedProcess[str]:
+    """``pushgate infra-validate --model MODEL --output OUTPUT ARGS``."""
+    return cli("infra-validate", "--model", model, "--output", output, *args)
+
+
 def test_good_saved_model_answering_requests_is_blessed(assets: dict, tmp_path: Path) -> None:
-    result = infra_validate(
-        InfraValidateRequest(
-            model=assets["saved_model"],
-            output=tmp_path / "ib",
-            examples=assets["csv"],
-            num_examples=3,
-            num_tries=1,
-        )
+    result = validate(
+        assets["saved_model"], tmp_path / "ib", examples=assets["csv"], num_examples=3
     )
     assert result.blessed, result.to_text()
     assert result.requests == 3
@@ -57,9 +64,7 @@ def test_broken_saved_model_is_not_blessed_and_pushgate_survives(
     assets: dict, tmp_path: Path
 ) -> None:
     model = make_broken_saved_model(tmp_path / "broken")
-    result = infra_validate(
-        InfraValidateRequest(model=model, output=tmp_path / "ib", num_tries=1, deadline=120)
-    )
+    result = validate(model, tmp_path / "ib", deadline=120)
     assert not result.blessed
     assert len(result.attempts) == 1
     assert not result.attempts[0].timed_out
@@ -70,9 +75,7 @@ def test_broken_saved_model_is_not_blessed_and_pushgate_survives(
 
 def test_model_whose_load_hangs_is_cut_at_the_deadline_on_every_try(tmp_path: Path) -> None:
     model = make_hanging_onnx_model(tmp_path / "hang")
-    result = infra_validate(
-        InfraValidateRequest(model=model, output=tmp_path / "ib", num_tries=2, deadline=6)
-    )
+    result = validate(model, tmp_path / "ib", num_tries=2, deadline=6)
     assert not result.blessed
     assert [a.timed_out for a in result.attempts] == [True, True]
     assert "deadline" in result.attempts[0].error
@@ -82,36 +85,23 @@ def test_model_whose_load_hangs_is_cut_at_the_deadline_on_every_try(tmp_path: Pa
 def test_missing_signature_is_not_blessed_and_names_the_signatures_there(
     assets: dict, tmp_path: Path
 ) -> None:
-    result = infra_validate(
-        InfraValidateRequest(
-            model=assets["other_signature"],
-            output=tmp_path / "ib",
-            examples=assets["csv"],
-            num_tries=1,
-        )
-    )
+    result = validate(assets["other_signature"], tmp_path / "ib", examples=assets["csv"])
     assert not result.blessed
     assert "no signature 'serving_default'" in result.attempts[0].error
     assert "predict_only" in result.attempts[0].error
     # naming the signature it has makes the same model pass
-    ok = infra_validate(
-        InfraValidateRequest(
-            model=assets["other_signature"],
-            output=tmp_path / "ib2",
-            examples=assets["csv"],
-            signatures=("predict_only",),
-            num_tries=1,
-        )
+    ok = validate(
+        assets["other_signature"],
+        tmp_path / "ib2",
+        examples=assets["csv"],
+        signatures=("predict_only",),
     )
     assert ok.blessed, ok.to_text()
 
 
 def test_onnx_model_is_blessed_through_the_cli_with_json(assets: dict, tmp_path: Path) -> None:
-    proc = cli(
-        "infra-validate",
-        "--model",
+    proc = validate_cli(
         assets["onnx"].parent,
-        "--output",
         tmp_path / "ib",
         "--examples",
         assets["csv"],
@@ -131,16 +121,7 @@ def test_onnx_model_is_blessed_through_the_cli_with_json(assets: dict, tmp_path:
 def test_garbage_onnx_fails_every_try_and_the_cli_still_exits_0(tmp_path: Path) -> None:
     (tmp_path / "m").mkdir()
     (tmp_path / "m" / "model.onnx").write_bytes(b"not an onnx model")
-    proc = cli(
-        "infra-validate",
-        "--model",
-        tmp_path / "m",
-        "--output",
-        tmp_path / "ib",
-        "--num-tries",
-        "3",
-        "--json",
-    )
+    proc = validate_cli(tmp_path / "m", tmp_path / "ib", "--num-tries", "3", "--json")
     assert proc.returncode == 0, proc.stderr
     doc = json.loads(proc.stdout)
     assert doc["verdict"] == "not_blessed"
@@ -152,12 +133,8 @@ def test_reusing_an_output_directory_replaces_the_old_verdict(assets: dict, tmp_
     out = tmp_path / "ib"
     (tmp_path / "m").mkdir()
     (tmp_path / "m" / "model.onnx").write_bytes(b"garbage")
-    assert not infra_validate(
-        InfraValidateRequest(model=tmp_path / "m", output=out, num_tries=1)
-    ).blessed
-    assert infra_validate(
-        InfraValidateRequest(model=assets["onnx"], output=out, num_tries=1)
-    ).blessed
+    assert not validate(tmp_path / "m", out).blessed
+    assert validate(assets["onnx"], out).blessed
     assert read_blessing(out, BlessingKind.INFRA).verdict is Verdict.BLESSED
     assert not (out / "INFRA_NOT_BLESSED").exists()
 
@@ -181,6 +158,6 @@ def test_malformed_requests_are_refused(
 
 
 def test_missing_model_is_exit_2_naming_the_path(tmp_path: Path) -> None:
-    proc = cli("infra-validate", "--model", tmp_path / "nope", "--output", tmp_path / "ib")
+    proc = validate_cli(tmp_path / "nope", tmp_path / "ib")
     assert proc.returncode == 2
     assert str(tmp_path / "nope") in proc.stderr

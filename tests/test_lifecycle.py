@@ -7,6 +7,7 @@ import itertools
 import json
 import os
 import shutil
+import subprocess
 import sys
 import threading
 import time
@@ -622,24 +623,31 @@ def test_an_s3_reader_never_sees_a_loadable_but_incomplete_version(
     assert pushgate.verify(s3.base, storage_options=s3.options).ok
 
 
+def rollback_caught_copying(
+    local: Store, tmp_path: Path, **popen: Any
+) -> tuple[subprocess.Popen[Any], str, str, Path]:
+    """Push a big version v1 and a small v2, start ``pushgate rollback BASE --to v1`` in a
+    subprocess (``popen``: its Popen arguments) and return once its staging copy exists, that is
+    once it has chosen what to roll back from: (process, v1, v2, the staging directory)."""
+    big = make_model_dir(tmp_path / "big", seed=1, shards=4, shard_bytes=32 * 2**20)
+    v1 = str(push(local, big).version)
+    v2 = str(push(local, make_model_dir(tmp_path / "m2", seed=2)).version)
+    staging = Path(local.base) / ".pushgate" / "staging"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pushgate", "rollback", local.base, "--to", v1], **popen
+    )
+    while not any(p.is_dir() for p in staging.iterdir()) and proc.poll() is None:
+        time.sleep(0.002)
+    return proc, v1, v2, staging
+
+
 def test_a_rollback_gives_up_when_a_push_lands_while_it_copies(
     local: Store, tmp_path: Path
 ) -> None:
-    import subprocess
-
-    big = make_model_dir(tmp_path / "big", seed=1, shards=4, shard_bytes=32 * 2**20)
-    v1 = push(local, big).version
-    v2 = push(local, make_model_dir(tmp_path / "m2", seed=2)).version
-    staging = Path(local.base) / ".pushgate" / "staging"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "pushgate", "rollback", local.base, "--to", str(v1)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
+    proc, v1, v2, staging = rollback_caught_copying(
+        local, tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
     # Its staging copy exists only after it chose what to roll back from; land a push then.
-    while not any(p.is_dir() for p in staging.iterdir()) and proc.poll() is None:
-        time.sleep(0.002)
     v3 = push(local, make_model_dir(tmp_path / "m3", seed=3)).version
     _out, err = proc.communicate(timeout=120)
     assert proc.returncode == 1, err
@@ -652,19 +660,10 @@ def test_a_rollback_killed_while_copying_leaves_no_version_and_is_cleaned_up(
     local: Store, tmp_path: Path
 ) -> None:
     import signal
-    import subprocess
 
-    big = make_model_dir(tmp_path / "big", seed=1, shards=4, shard_bytes=32 * 2**20)
-    v1 = push(local, big).version
-    v2 = push(local, make_model_dir(tmp_path / "m2", seed=2)).version
-    staging = Path(local.base) / ".pushgate" / "staging"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "pushgate", "rollback", local.base, "--to", str(v1)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+    proc, v1, v2, staging = rollback_caught_copying(
+        local, tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
-    while not any(p.is_dir() for p in staging.iterdir()) and proc.poll() is None:
-        time.sleep(0.002)
     proc.send_signal(signal.SIGKILL)
     proc.wait(30)
     assert proc.returncode == -signal.SIGKILL
@@ -680,8 +679,6 @@ def test_a_rollback_killed_while_copying_leaves_no_version_and_is_cleaned_up(
 def test_concurrent_rollbacks_fail_cleanly_or_publish_whole_versions(
     local: Store, tmp_path: Path, walker: Callable[[], Walker]
 ) -> None:
-    import subprocess
-
     push_models(local, tmp_path, 3)
     w = walker()
     for _ in range(3):

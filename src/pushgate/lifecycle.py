@@ -1,5 +1,8 @@
 """Living with the versions: verify, rollback, prune, pin/unpin and history.
 
+Rollback lives in :mod:`pushgate.lifecycle_rollback` and is re-exported here, so every lifecycle
+function is importable from this module.
+
 Every function here works from what BASE holds alone (the journal under ``<BASE>/.pushgate/``)
 and only through the :class:`~pushgate.destination.base.Destination` protocol, so each one works
 the same on local disk and on object stores.
@@ -36,20 +39,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
 
-from pushgate import __version__
 from pushgate.artifact import utc_now
-from pushgate.destination import open_destination
-from pushgate.destination.base import Destination, is_version_name
-from pushgate.errors import (
-    IntegrityError,
-    PushgateError,
-    UsageError,
-    VersionConflictError,
-)
-from pushgate.journal import RECORD_SCHEMA, Journal, VersionInfo, dumps, who
+from pushgate.errors import PushgateError, UsageError
+from pushgate.journal import Journal, dumps, who
+from pushgate.lifecycle_common import check_version_arg, open_base, published_versions
+from pushgate.lifecycle_rollback import RollbackResult, rollback
 from pushgate.manifest import CHUNK, Manifest, workers
 from pushgate.progress import Progress
-from pushgate.source import SourceFile
 
 __all__ = [
     "PruneResult",
@@ -65,15 +61,6 @@ __all__ = [
 ]
 
 
-def _check_version_arg(version: str) -> str:
-    version = str(version)
-    if not is_version_name(version):
-        raise UsageError(
-            f"not a version number: {version!r} (a version is all digits, e.g. 1700000000)"
-        )
-    return version
-
-
 def _removed_versions(events: list[dict[str, Any]]) -> set[str]:
     """Versions that a prune removed on purpose (their records are kept)."""
     out: set[str] = set()
@@ -81,10 +68,6 @@ def _removed_versions(events: list[dict[str, Any]]) -> set[str]:
         if e.get("event") == "prune":
             out.update(str(v) for v in e.get("removed", []) or [])
     return out
-
-
-def _open(base: str | Path, storage_options: Mapping[str, str] | None) -> Destination:
-    return open_destination(str(base), storage_options)
 
 
 # -- verify -------------------------------------------------------------------------------------
@@ -179,13 +162,13 @@ def verify(
     version that is neither on the store nor recorded raises :class:`UsageError`.
     """
     progress = progress or Progress()
-    dest = _open(base, storage_options)
+    dest = open_base(base, storage_options)
     journal = Journal(dest)
     on_store = set(dest.numeric_children())
     records = journal.records()
     removed = _removed_versions(journal.events()) - on_store
     if version is not None:
-        version = _check_version_arg(version)
+        version = check_version_arg(version)
         if version in removed:
             raise UsageError(
                 f"version {version} at {dest.url} was removed by prune; nothing to verify"
@@ -281,198 +264,6 @@ def _sha256(stream: Any, buf: memoryview, on_bytes: Any) -> str:
         on_bytes(n)
 
 
-# -- rollback -----------------------------------------------------------------------------------
-@dataclass
-class RollbackResult:
-    """The outcome of :func:`rollback`. ``version`` is the new version (None on a dry run)."""
-
-    base: str
-    rolled_back_from: str
-    rollback_to: str
-    digest: str
-    dry_run: bool = False
-    version: str | None = None
-    destination: str | None = None
-    reason: str | None = None
-    recovered: list[str] = field(default_factory=list)
-    hook: dict[str, Any] | None = None
-    warnings: list[str] = field(default_factory=list)
-
-    @property
-    def pushed(self) -> bool:
-        return self.version is not None
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "base": self.base,
-            "pushed": self.pushed,
-            "dry_run": self.dry_run,
-            "version": self.version,
-            "destination": self.destination,
-            "rolled_back_from": self.rolled_back_from,
-            "rollback_to": self.rollback_to,
-            "digest": self.digest,
-            "reason": self.reason,
-            "recovered": self.recovered,
-            "hook": self.hook,
-            "warnings": self.warnings,
-        }
-
-
-def _published(infos: list[VersionInfo]) -> list[VersionInfo]:
-    return sorted((i for i in infos if i.exists and i.recorded), key=lambda i: int(i.version))
-
-
-def _default_target(current: VersionInfo, published: list[VersionInfo]) -> VersionInfo | None:
-    """The version that was newest before ``current``, skipping any with ``current``'s bytes."""
-    assert current.record is not None
-    digest = current.record.get("digest")
-    by_name = {i.version: i for i in published}
-    prev = by_name.get(str(current.record.get("previous_newest")))
-    older = [i for i in published if int(i.version) < int(current.version) and i.record]
-    if prev is not None and prev in older and prev.record and prev.record.get("digest") != digest:
-        return prev
-    for info in reversed(older):
-        if info.record and info.record.get("digest") != digest:
-            return info
-    return None
-
-
-def rollback(
-    base: str | Path,
-    to: str | None = None,
-    reason: str | None = None,
-    dry_run: bool = False,
-    on_publish: str | None = None,
-    storage_options: Mapping[str, str] | None = None,
-    progress: Progress | None = None,
-    versioning: str | None = None,
-) -> RollbackResult:
-    """Serve an earlier version again by publishing its exact bytes as a new highest version.
-
-    ``to`` defaults to the version that was newest before the current one (skipping versions
-    with the current bytes). The copy is made with the destination's ``stage_from_version``
-    (server-side on object stores) and published through the same claim, lease, stage and
-    atomic publish as a push; its digest must equal the target's record or nothing is published.
-    The version rolled back from stays where it is.
-    """
-    from pushgate.pushing import PushRequest, publish_to
-
-    if reason is not None and not reason.strip():
-        raise UsageError("--reason needs a non-empty text; it is recorded")
-    if to is not None:
-        to = _check_version_arg(to)
-    progress = progress or Progress()
-    dest = _open(base, storage_options)
-    journal = Journal(dest)
-    # Choose first, from reads alone, so a refused rollback writes nothing. recover() cannot change
-    # the choice: it only removes staging copies and records of versions that never appeared.
-    published = _published(journal.versions())
-    if not published:
-        raise UsageError(f"nothing to roll back at {dest.url}: no version published by pushgate")
-    current = published[-1]
-    assert current.record is not None
-    if to is not None:
-        target = next((i for i in published if i.version == to), None)
-        if target is None:
-            raise UsageError(
-                f"cannot roll back to version {to} at {dest.url}: it is not a published version "
-                "there (see 'pushgate versions BASE')"
-            )
-        if target.version == current.version:
-            raise UsageError(f"version {to} is already the newest version at {dest.url}")
-    else:
-        found = _default_target(current, published)
-        if found is None:
-            raise UsageError(
-                f"nothing to roll back to at {dest.url}: no published version older than "
-                f"{current.version} holds different bytes"
-            )
-        target = found
-    assert target.record is not None
-    target_record = target.record
-    result = RollbackResult(
-        base=dest.url,
-        rolled_back_from=current.version,
-        rollback_to=target.version,
-        digest=str(target_record["digest"]),
-        dry_run=dry_run,
-        reason=reason,
-    )
-    highest = max((int(i) for i in dest.numeric_children()), default=0)
-    if highest > int(current.version):
-        result.warnings.append(
-            f"version {highest} at {dest.url} has no pushgate record and is what servers load "
-            f"now; the rollback is published above it"
-        )
-    if dry_run:
-        return result
-    dest.check_writable()
-    result.recovered = dest.recover()
-
-    policy = versioning or str(current.record.get("versioning") or "auto")
-    request = PushRequest(destinations=(dest.url,), versioning=policy)
-    target_manifest = Manifest.from_json(target_record["manifest"])
-    files = [SourceFile(e.path, Path(e.path), e.size) for e in target_manifest.files]
-
-    def make_record(version: str, manifest: Manifest) -> dict[str, Any]:
-        if manifest.digest != target_record["digest"]:
-            raise IntegrityError(
-                f"version {target.version} at {dest.url} no longer matches its record "
-                f"({manifest.digest} != {target_record['digest']}); nothing was published. "
-                f"Run 'pushgate verify {dest.url} {target.version}' and roll back to another one"
-            )
-        newest = journal.newest_published()
-        if newest is None or newest.version != current.version:
-            raise VersionConflictError(
-                f"{dest.url} changed while rolling back: the newest version is now "
-                f"{newest.version if newest else 'none'}, not {current.version}; nothing was "
-                "published. Look at 'pushgate versions' and run the rollback again"
-            )
-        return {
-            "schema": RECORD_SCHEMA,
-            "kind": "rollback",
-            "version": version,
-            "destination": dest.version_url(version),
-            "digest": manifest.digest,
-            "manifest": manifest.to_json(),
-            "source": target_record.get("source"),
-            "blessings": target_record.get("blessings"),
-            "decision": target_record.get("decision"),
-            "pushed_at": utc_now(),
-            **who(),
-            "pushgate_version": __version__,
-            "previous_newest": current.version,
-            "versioning": policy,
-            "rollback_of": current.version,
-            "rolled_back_from": current.version,
-            "rollback_to": target.version,
-            "rollback_reason": reason,
-        }
-
-    version, manifest = publish_to(
-        dest, files, request, progress, make_record, from_version=target.version
-    )
-    result.version, result.destination = version, dest.version_url(version)
-    journal.event(
-        "rollback",
-        version=version,
-        digest=manifest.digest,
-        rolled_back_from=current.version,
-        rollback_to=target.version,
-        reason=reason,
-    )
-    if on_publish:
-        from pushgate.hook import run_hook
-
-        result.hook = run_hook(on_publish, dest, result, manifest.digest, "rollback")
-        if not result.hook["ok"]:
-            result.warnings.append(
-                f"--on-publish hook failed at {dest.url}: {result.hook['error']}"
-            )
-    return result
-
-
 # -- prune --------------------------------------------------------------------------------------
 @dataclass
 class PruneResult:
@@ -522,12 +313,12 @@ def prune(
             f"--keep must be a whole number of at least 1 (got {keep!r}); "
             "the newest version is never removed"
         )
-    dest = _open(base, storage_options)
+    dest = open_base(base, storage_options)
     journal = Journal(dest)
     if not dry_run:
         dest.check_writable()
     infos = journal.versions()
-    published = _published(infos)
+    published = published_versions(infos)
     result = PruneResult(dest.url, keep, dry_run)
     result.skipped = [i.version for i in infos if i.exists and not i.recorded]
     pins = journal.pins()
@@ -578,8 +369,8 @@ def pin(
     storage_options: Mapping[str, str] | None = None,
 ) -> bool:
     """Protect ``version`` from prune. Returns False when it was already pinned."""
-    version = _check_version_arg(version)
-    dest = _open(base, storage_options)
+    version = check_version_arg(version)
+    dest = open_base(base, storage_options)
     journal = Journal(dest)
     if version not in set(dest.numeric_children()):
         raise UsageError(f"cannot pin version {version}: it does not exist at {dest.url}")
@@ -603,8 +394,8 @@ def unpin(
     storage_options: Mapping[str, str] | None = None,
 ) -> bool:
     """Let prune remove ``version`` again. Returns False when it was not pinned."""
-    version = _check_version_arg(version)
-    dest = _open(base, storage_options)
+    version = check_version_arg(version)
+    dest = open_base(base, storage_options)
     journal = Journal(dest)
     if version not in journal.pins():
         return False
@@ -622,7 +413,7 @@ def history(
     """The audit trail at ``base``: every journal event, newest first."""
     if limit is not None and limit < 1:
         raise UsageError(f"--limit must be at least 1 (got {limit})")
-    dest = _open(base, storage_options)
+    dest = open_base(base, storage_options)
     # Event keys start with their UTC time to the microsecond, so key order is time order.
     events = list(reversed(Journal(dest).events()))
     return events[:limit] if limit is not None else events

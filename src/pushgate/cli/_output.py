@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Any
+from typing import Any, Protocol
 
 from pushgate.progress import Progress, TerminalProgress
 
@@ -13,6 +13,26 @@ def emit_json(doc: Any) -> None:
     """Exactly one JSON document on stdout."""
     json.dump(doc, sys.stdout, indent=2, sort_keys=False, default=str)
     sys.stdout.write("\n")
+
+
+class ValidatorResult(Protocol):
+    """A validator's result (evaluate, infra-validate)."""
+
+    notes: list[str]
+
+    def to_json(self) -> dict[str, Any]: ...
+
+    def to_text(self) -> str: ...
+
+
+def emit_verdict(result: ValidatorResult, as_json: bool) -> None:
+    """A validator's notes on stderr, then its result on stdout: one JSON line, or text."""
+    for note in result.notes:
+        print(f"pushgate: {note}", file=sys.stderr)
+    if as_json:
+        print(json.dumps(result.to_json()))
+    else:
+        sys.stdout.write(result.to_text())
 
 
 def warn(message: str) -> None:

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import json
-import sys
 from pathlib import Path
 from typing import Any
 
-from pushgate.cli._output import add_storage_options, storage_options
+from pushgate.cli import _options as opts
+from pushgate.cli._output import add_storage_options, emit_verdict, storage_options
 from pushgate.evaluate import EvaluateRequest, evaluate
 from pushgate.metrics import TASKS
 
@@ -21,10 +20,6 @@ or not.
 """
 
 
-def _csv(value: str) -> tuple[str, ...]:
-    return tuple(v.strip() for v in value.split(",") if v.strip())
-
-
 def register(subparsers: Any) -> None:
     """Add the ``evaluate`` subcommand."""
     p: argparse.ArgumentParser = subparsers.add_parser(
@@ -32,11 +27,8 @@ def register(subparsers: Any) -> None:
         help="check a model's metrics against thresholds; write a ModelBlessing",
         description=DESCRIPTION,
     )
-    p.add_argument(
-        "--model",
-        metavar="PATH",
-        type=Path,
-        help="the candidate model: SavedModel dir, TFX Model artifact, or .onnx file",
+    opts.add_model_option(
+        p, help="the candidate model: SavedModel dir, TFX Model artifact, or .onnx file"
     )
     p.add_argument(
         "--thresholds",
@@ -46,37 +38,14 @@ def register(subparsers: Any) -> None:
         help="thresholds file, JSON (or YAML: .yaml/.yml): "
         '{"metrics": {NAME: {"value": ..., "change": ...}}}',
     )
-    p.add_argument(
-        "--output",
-        "-o",
-        type=Path,
-        required=True,
-        metavar="DIR",
-        help="ModelBlessing directory to write",
+    opts.add_output_option(p, help="ModelBlessing directory to write")
+    opts.add_examples_option(
+        p, help="labelled examples: .csv, .jsonl, .tfrecord[.gz], or a TFX Examples artifact dir"
     )
-    p.add_argument(
-        "--examples",
-        metavar="PATH",
-        type=Path,
-        help="labelled examples: .csv, .jsonl, .tfrecord[.gz], or a TFX Examples artifact dir",
-    )
-    p.add_argument(
-        "--label",
-        default="label",
-        metavar="NAME",
-        help="label column / feature name (default: label)",
-    )
-    p.add_argument(
-        "--split",
-        default="eval",
-        metavar="NAME",
-        help="split of a TFX Examples artifact (default: eval)",
-    )
-    p.add_argument(
-        "--features",
-        metavar="A,B,...",
-        type=_csv,
-        help="comma-separated feature names, in the order the model takes them "
+    opts.add_example_columns(
+        p,
+        label_help="label column / feature name (default: label)",
+        features_help="comma-separated feature names, in the order the model takes them "
         "(default: all but the label, in file order)",
     )
     p.add_argument(
@@ -116,30 +85,18 @@ def register(subparsers: Any) -> None:
         default="serving_default",
         help="SavedModel signature to predict with (default: serving_default)",
     )
-    p.add_argument(
-        "--tag-set",
-        metavar="TAGS",
-        type=_csv,
-        default=("serve",),
-        help="SavedModel tag set, comma-separated (default: serve)",
-    )
+    opts.add_tag_set_option(p)
     p.add_argument(
         "--prediction-key",
         metavar="NAME",
         help="model output holding the score (default: the only output)",
     )
-    p.add_argument(
-        "--deadline",
-        metavar="SECONDS",
-        type=float,
-        default=1800.0,
-        help="seconds allowed for each model run (default: 1800)",
+    opts.add_deadline_option(
+        p, default=1800.0, help="seconds allowed for each model run (default: 1800)"
     )
-    p.add_argument(
-        "--python", help="Python interpreter with the model's runtime installed (default: this one)"
-    )
+    opts.add_python_option(p)
     add_storage_options(p)
-    p.add_argument("--json", action="store_true", help="print the result as one JSON object")
+    opts.add_result_json(p)
     p.set_defaults(handler=run)
 
 
@@ -165,11 +122,5 @@ def run(args: argparse.Namespace) -> int:
         python=args.python,
         storage_options=storage_options(args) or None,
     )
-    result = evaluate(request)
-    for note in result.notes:
-        print(f"pushgate: {note}", file=sys.stderr)
-    if args.json:
-        print(json.dumps(result.to_json()))
-    else:
-        sys.stdout.write(result.to_text())
+    emit_verdict(evaluate(request), args.json)
     return 0

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import json
-import sys
-from pathlib import Path
 from typing import Any
 
+from pushgate.cli import _options as opts
+from pushgate.cli._output import emit_verdict
 from pushgate.infra_validate import InfraValidateRequest, infra_validate
 
 DESCRIPTION = """\
@@ -20,10 +19,6 @@ Exit 0 when a verdict was reached, blessed or not.
 """
 
 
-def _csv(value: str) -> tuple[str, ...]:
-    return tuple(v.strip() for v in value.split(",") if v.strip())
-
-
 def register(subparsers: Any) -> None:
     """Add the ``infra-validate`` subcommand."""
     p: argparse.ArgumentParser = subparsers.add_parser(
@@ -31,25 +26,12 @@ def register(subparsers: Any) -> None:
         help="load the model in its serving runtime; write an InfraBlessing",
         description=DESCRIPTION,
     )
-    p.add_argument(
-        "--model",
-        metavar="PATH",
-        type=Path,
-        required=True,
-        help="SavedModel dir, TFX Model artifact, or .onnx file",
+    opts.add_model_option(
+        p, required=True, help="SavedModel dir, TFX Model artifact, or .onnx file"
     )
-    p.add_argument(
-        "--output",
-        "-o",
-        type=Path,
-        required=True,
-        metavar="DIR",
-        help="InfraBlessing directory to write",
-    )
-    p.add_argument(
-        "--examples",
-        metavar="PATH",
-        type=Path,
+    opts.add_output_option(p, help="InfraBlessing directory to write")
+    opts.add_examples_option(
+        p,
         help="examples to build requests from: .csv, .jsonl, .tfrecord[.gz], or a TFX "
         "Examples artifact dir (without: load only)",
     )
@@ -60,23 +42,10 @@ def register(subparsers: Any) -> None:
         metavar="N",
         help="examples per signature to send (default: 1)",
     )
-    p.add_argument(
-        "--label",
-        default="label",
-        metavar="NAME",
-        help="label column, left out of the requests (default: label)",
-    )
-    p.add_argument(
-        "--split",
-        default="eval",
-        metavar="NAME",
-        help="split of a TFX Examples artifact (default: eval)",
-    )
-    p.add_argument(
-        "--features",
-        metavar="A,B,...",
-        type=_csv,
-        help="comma-separated feature names, in the order the model takes them",
+    opts.add_example_columns(
+        p,
+        label_help="label column, left out of the requests (default: label)",
+        features_help="comma-separated feature names, in the order the model takes them",
     )
     p.add_argument(
         "--signature",
@@ -85,17 +54,9 @@ def register(subparsers: Any) -> None:
         dest="signatures",
         help="signature to send requests to; repeat for several (default: serving_default)",
     )
-    p.add_argument(
-        "--tag-set",
-        metavar="TAGS",
-        type=_csv,
-        default=("serve",),
-        help="SavedModel tag set, comma-separated (default: serve)",
-    )
-    p.add_argument(
-        "--deadline",
-        metavar="SECONDS",
-        type=float,
+    opts.add_tag_set_option(p)
+    opts.add_deadline_option(
+        p,
         default=300.0,
         help="seconds each attempt may take to load the model and answer "
         "(default: 300, TFX's max_loading_time_seconds)",
@@ -113,10 +74,8 @@ def register(subparsers: Any) -> None:
         help="write stamped_model/ with assets.extra/tf_serving_warmup_requests "
         "(SavedModels; at most 1000 records)",
     )
-    p.add_argument(
-        "--python", help="Python interpreter with the model's runtime installed (default: this one)"
-    )
-    p.add_argument("--json", action="store_true", help="print the result as one JSON object")
+    opts.add_python_option(p)
+    opts.add_result_json(p)
     p.set_defaults(handler=run)
 
 
@@ -137,11 +96,5 @@ def run(args: argparse.Namespace) -> int:
         features=args.features,
         python=args.python,
     )
-    result = infra_validate(request)
-    for note in result.notes:
-        print(f"pushgate: {note}", file=sys.stderr)
-    if args.json:
-        print(json.dumps(result.to_json()))
-    else:
-        sys.stdout.write(result.to_text())
+    emit_verdict(infra_validate(request), args.json)
     return 0

@@ -5,18 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from pushgate.cli._output import (
-    add_json,
-    add_storage_options,
-    emit_json,
-    progress_for,
-    storage_options,
-    warn,
-)
-
-
-def _base(p: Any) -> None:
-    p.add_argument("base", metavar="BASE", help="the destination's base directory or URL")
+from pushgate.cli._options import add_destination_command, add_no_progress
+from pushgate.cli._output import emit_json, progress_for, storage_options, warn
 
 
 def _positive(text: str) -> int:
@@ -30,30 +20,74 @@ def _positive(text: str) -> int:
 
 
 def register(sub: Any) -> None:
-    p = sub.add_parser(
+    add_destination_command(
+        sub,
         "verify",
+        run_verify,
         help="check every stored file against the journal's checksums",
         description="Recompute the sha256 of every file of every version (or one VERSION) under "
         "BASE, in parallel, and compare with the manifest recorded when it was pushed. Reports "
         "missing, extra and changed files, recorded versions missing from the store, and numeric "
         "directories with no record. Exit code 3 on any mismatch.",
+        options=_verify_options,
     )
-    _base(p)
-    p.add_argument("version", metavar="VERSION", nargs="?", help="check only this version")
-    p.add_argument("--no-progress", action="store_true", help="never draw a progress bar")
-    add_storage_options(p)
-    add_json(p)
-    p.set_defaults(handler=run_verify)
-
-    p = sub.add_parser(
+    add_destination_command(
+        sub,
         "rollback",
+        run_rollback,
         help="serve an earlier version again, as a new highest version",
         description="Publish the exact bytes of an earlier version (copied server-side where the "
         "store can) as a new highest version, with the same crash safety as a push, and record "
         "which version was rolled back to which, by whom and why. The version rolled back from "
         "stays on the store.",
+        options=_rollback_options,
     )
-    _base(p)
+    add_destination_command(
+        sub,
+        "prune",
+        run_prune,
+        help="remove all but the newest N published versions",
+        description="Remove old published versions, oldest first, keeping the newest N. Never "
+        "removes the newest version, a pinned one, or a numeric directory pushgate did not "
+        "publish. Each version is made invisible to servers (renamed away) before it is deleted. "
+        "The records stay; the removal is recorded.",
+        options=_prune_options,
+    )
+    add_destination_command(
+        sub,
+        "pin",
+        run_pin,
+        help="protect a version from prune",
+        description="Mark VERSION as pinned: prune never removes it. Recorded.",
+        options=_pin_options,
+    )
+    add_destination_command(
+        sub,
+        "unpin",
+        run_unpin,
+        help="let prune remove a version again",
+        description="Remove the pin of VERSION. Recorded.",
+        options=_unpin_options,
+    )
+    add_destination_command(
+        sub,
+        "history",
+        run_history,
+        help="the audit trail of a destination, newest first",
+        description="Every event recorded at BASE, newest first: pushes (forced ones with their "
+        "reasons, unchanged re-pushes), rollbacks, prunes, pins, unpins and hook runs; who, "
+        "when, which versions.",
+        options=_history_options,
+    )
+
+
+# -- each command's own arguments, between BASE and --storage-option/--json ---------------------
+def _verify_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("version", metavar="VERSION", nargs="?", help="check only this version")
+    add_no_progress(p)
+
+
+def _rollback_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--to",
         metavar="VERSION",
@@ -74,20 +108,10 @@ def register(sub: Any) -> None:
         "stdin); its failure is reported and recorded, never unpublishes",
     )
     p.add_argument("--dry-run", action="store_true", help="say what would be done; change nothing")
-    p.add_argument("--no-progress", action="store_true", help="never draw a progress bar")
-    add_storage_options(p)
-    add_json(p)
-    p.set_defaults(handler=run_rollback)
+    add_no_progress(p)
 
-    p = sub.add_parser(
-        "prune",
-        help="remove all but the newest N published versions",
-        description="Remove old published versions, oldest first, keeping the newest N. Never "
-        "removes the newest version, a pinned one, or a numeric directory pushgate did not "
-        "publish. Each version is made invisible to servers (renamed away) before it is deleted. "
-        "The records stay; the removal is recorded.",
-    )
-    _base(p)
+
+def _prune_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--keep",
         metavar="N",
@@ -98,45 +122,19 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--dry-run", action="store_true", help="say what would be removed; remove nothing"
     )
-    add_storage_options(p)
-    add_json(p)
-    p.set_defaults(handler=run_prune)
 
-    p = sub.add_parser(
-        "pin",
-        help="protect a version from prune",
-        description="Mark VERSION as pinned: prune never removes it. Recorded.",
-    )
-    _base(p)
+
+def _pin_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("version", metavar="VERSION", help="the version to pin")
     p.add_argument("--reason", metavar="TEXT", help="why; recorded with the pin")
-    add_storage_options(p)
-    add_json(p)
-    p.set_defaults(handler=run_pin)
 
-    p = sub.add_parser(
-        "unpin",
-        help="let prune remove a version again",
-        description="Remove the pin of VERSION. Recorded.",
-    )
-    _base(p)
+
+def _unpin_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("version", metavar="VERSION", help="the version to unpin")
-    add_storage_options(p)
-    add_json(p)
-    p.set_defaults(handler=run_unpin)
 
-    p = sub.add_parser(
-        "history",
-        help="the audit trail of a destination, newest first",
-        description="Every event recorded at BASE, newest first: pushes (forced ones with their "
-        "reasons, unchanged re-pushes), rollbacks, prunes, pins, unpins and hook runs; who, "
-        "when, which versions.",
-    )
-    _base(p)
+
+def _history_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--limit", metavar="N", type=_positive, help="show only the newest N events")
-    add_storage_options(p)
-    add_json(p)
-    p.set_defaults(handler=run_history)
 
 
 # -- handlers -----------------------------------------------------------------------------------
