@@ -25,7 +25,7 @@ from pushgate.api import PushRequest, push
 from pushgate.artifact import read_properties
 from pushgate.blessing import BlessingKind, Verdict, read_blessing
 from pushgate.errors import UsageError
-from pushgate.evaluate import EvaluateRequest, EvaluationResult, evaluate
+from pushgate.evaluator import EvaluateRequest, EvaluationResult, evaluate
 
 
 @pytest.fixture(scope="module")

@@ -21,7 +21,7 @@ from models import (
 from pushgate.artifact import read_properties
 from pushgate.blessing import BlessingKind, Verdict, read_blessing
 from pushgate.errors import UsageError
-from pushgate.infra_validate import InfraValidateRequest, InfraValidationResult, infra_validate
+from pushgate.infra_validator import InfraValidateRequest, InfraValidationResult, infra_validate
 
 
 @pytest.fixture(scope="module")

@@ -20,7 +20,7 @@ from models import (
 from pushgate.api import PushRequest, push
 from pushgate.artifact import read_properties
 from pushgate.errors import UsageError
-from pushgate.infra_validate import InfraValidateRequest, InfraValidationResult, infra_validate
+from pushgate.infra_validator import InfraValidateRequest, InfraValidationResult, infra_validate
 from pushgate.runtime.warmup import predict_log
 
 N = 5

@@ -8,7 +8,7 @@ from typing import Any
 
 from pushgate.cli import _options as opts
 from pushgate.cli._output import add_storage_options, emit_verdict, storage_options
-from pushgate.evaluate import EvaluateRequest, evaluate
+from pushgate.evaluator import EvaluateRequest, evaluate
 from pushgate.metrics import TASKS
 
 DESCRIPTION = """\

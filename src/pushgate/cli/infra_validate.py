@@ -7,7 +7,7 @@ from typing import Any
 
 from pushgate.cli import _options as opts
 from pushgate.cli._output import emit_verdict
-from pushgate.infra_validate import InfraValidateRequest, infra_validate
+from pushgate.infra_validator import InfraValidateRequest, infra_validate
 
 DESCRIPTION = """\
 Load the model in its serving runtime (TensorFlow for SavedModels, onnxruntime for ONNX) in a
