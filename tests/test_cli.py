@@ -90,3 +90,19 @@ def test_progress_bar_is_drawn_on_a_terminal_and_not_in_a_pipe(tmp_path: Path) -
     assert b"pushing" in seen and b"MiB/s" in seen
     piped = cli("push", "--model", model, "--to", tmp_path / "pipe")
     assert piped.returncode == 0 and "MiB/s" not in piped.stderr
+
+
+def test_public_names_stay_what_they_are_after_every_module_is_imported() -> None:
+    """A module named like a lazily exported function would replace it on the package once
+    imported (``pushgate.evaluate`` was once the function, then the module)."""
+    import importlib
+    import pkgutil
+
+    import pushgate
+
+    before = {name: getattr(pushgate, name) for name in pushgate.__all__}
+    for info in pkgutil.walk_packages(pushgate.__path__, "pushgate."):
+        if ".runtime." not in info.name and not info.name.endswith("__main__"):
+            importlib.import_module(info.name)
+    for name, value in before.items():
+        assert getattr(pushgate, name) is value, name
