@@ -25,6 +25,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -39,9 +40,11 @@ import pytest
 __all__ = [
     "AZURITE_ACCOUNT",
     "AZURITE_KEY",
+    "FlakyProxy",
     "S3Server",
     "StoreURL",
     "azurite_server",
+    "free_port",
     "gcs_server",
     "s3_server",
     "start_fake_gcs",
@@ -150,6 +153,74 @@ def s3_server() -> Iterator[S3Server]:
     server.stop()
 
 
+# -- a proxy that drops connections ----------------------------------------------------------------
+class FlakyProxy:
+    """A TCP proxy on 127.0.0.1 in front of a real server that, once armed, resets the next
+    connections after they have carried a number of request bytes: dropped connections in the
+    middle of an upload, as a flaky network or a restarting load balancer makes them."""
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port = target_port
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self._listener.getsockname()[1]
+        self.endpoint = f"http://127.0.0.1:{self.port}"
+        self._lock = threading.Lock()
+        self._armed = 0
+        self._after = 0
+        self.cuts = 0
+        self._closed = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def arm(self, times: int, after_bytes: int) -> None:
+        """Reset the next ``times`` connections that carry more than ``after_bytes`` upstream."""
+        with self._lock:
+            self._armed, self._after = times, after_bytes
+
+    def close(self) -> None:
+        self._closed = True
+        self._listener.close()
+
+    def _accept(self) -> None:
+        while not self._closed:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            try:
+                upstream = socket.create_connection(("127.0.0.1", self.target_port))
+            except OSError:
+                client.close()
+                continue
+            threading.Thread(target=self._pump, args=(client, upstream, True), daemon=True).start()
+            threading.Thread(target=self._pump, args=(upstream, client, False), daemon=True).start()
+
+    def _pump(self, src: socket.socket, dst: socket.socket, upstream: bool) -> None:
+        carried = 0
+        try:
+            while data := src.recv(65536):
+                carried += len(data)
+                if upstream and self._should_cut(carried):
+                    for sock in (src, dst):  # RST, not FIN: the peer sees a reset connection
+                        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\0\0\0\0\0\0\0")
+                        sock.close()
+                    return
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for sock in (src, dst):
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+
+    def _should_cut(self, carried: int) -> bool:
+        with self._lock:
+            if self._armed and carried > self._after:
+                self._armed -= 1
+                self.cuts += 1
+                return True
+            return False
+
+
 # -- GCS (fake-gcs-server) ------------------------------------------------------------------------
 @dataclass
 class GCSServer:
@@ -189,9 +260,12 @@ def _fake_gcs_binary() -> Path:
     return Path(_server._get_binary_path())
 
 
-def start_fake_gcs(port: int = 0, root: Path | None = None) -> GCSServer:
+def start_fake_gcs(
+    port: int = 0, root: Path | None = None, external_url: str | None = None
+) -> GCSServer:
     """Start fake-gcs-server on 127.0.0.1 (``port`` 0: a free one), in memory, or keeping its
-    objects under ``root`` so that they outlive a restart."""
+    objects under ``root`` so that they outlive a restart. ``external_url`` is where it tells
+    clients to send resumable-upload chunks (a proxy in front of it, say)."""
     port = port or free_port()
     backend = ["-backend", "filesystem", "-filesystem-root", str(root)] if root else []
     endpoint = f"http://127.0.0.1:{port}"
@@ -206,7 +280,7 @@ def start_fake_gcs(port: int = 0, root: Path | None = None) -> GCSServer:
             "-port",
             str(port),
             "-external-url",
-            endpoint,
+            external_url or endpoint,
             "-public-host",
             f"127.0.0.1:{port}",
             "-log-level",

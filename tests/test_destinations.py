@@ -25,11 +25,14 @@ from pushgate.api import serving_version, versions
 from pushgate.destination import open_destination
 from pushgate.errors import PushgateError
 from pushgate.journal import Journal
+from pushgate.lifecycle import verify
 from pushgate.manifest import hash_file
 from servers import (  # noqa: F401  (fixtures)
     SCHEMES,
+    FlakyProxy,
     StoreURL,
     azurite_server,
+    free_port,
     gcs_server,
     s3_server,
     start_fake_gcs,
@@ -358,6 +361,39 @@ def hash_file_obj(f: Any) -> str:
     for block in iter(lambda: f.read(1 << 20), b""):
         h.update(block)
     return h.hexdigest()
+
+
+@pytest.mark.parametrize("kind", ["s3", "gcs"])
+def test_dropped_connections_mid_upload_are_retried(kind: str, tmp_path: Path) -> None:
+    """A proxy resets three upload connections mid-body; the push retries (GCS: resumes at the
+    offset the server kept) and publishes exactly the model's bytes."""
+    server: Any
+    if kind == "s3":
+        server = start_moto()
+        proxy = FlakyProxy(server.port)
+        through = {**server.options(), "endpoint": proxy.endpoint}
+    else:
+        port = free_port()
+        proxy = FlakyProxy(port)
+        server = start_fake_gcs(port, external_url=proxy.endpoint)
+        through = {**server.options(), "base_url": proxy.endpoint}
+    try:
+        bucket = server.make_bucket()
+        base = f"{SCHEMES[kind]}://{bucket}/models/demo"
+        model = make_model(tmp_path / "model", big=40 << 20)
+        proxy.arm(times=3, after_bytes=3 << 20)
+        result = pushgate.push(model=model, to=base, storage_options=through)
+        assert result.pushed and proxy.cuts == 3, (result.reason, proxy.cuts)
+        direct = server.options()
+        report = verify(base, storage_options=direct)
+        assert report.ok, report
+        dest = open_destination(base, direct)
+        rel = "variables/variables.data-00000-of-00001"
+        with dest.open_version_file(str(result.version), rel) as f:
+            assert hash_file_obj(f) == hash_file(model / rel)
+    finally:
+        proxy.close()
+        server.stop()
 
 
 @pytest.mark.parametrize("kind", ["s3", "gcs"])

@@ -149,10 +149,12 @@ class Journal:
         """Every numeric version that exists or is recorded as existing, oldest first."""
         on_store = set(self.dest.numeric_children())
         records = self.records()
-        prunes = [e for e in self.events() if e.get("event") == "prune"]
-        removed = {e.get("version") for e in prunes} | {
-            v for e in prunes for v in e.get("removed", [])
-        }
+        removed: set[Any] = set()
+        if set(records) - on_store:  # only then do the events matter: why is one gone?
+            prunes = [e for e in self.events() if e.get("event") == "prune"]
+            removed = {e.get("version") for e in prunes} | {
+                v for e in prunes for v in e.get("removed", [])
+            }
         pins = self.pins()
         infos: list[VersionInfo] = []
         for name in sorted(on_store | set(records), key=int):

@@ -31,7 +31,6 @@ and stale-lock recovery, and the writes these commands make do not need one:
 
 from __future__ import annotations
 
-import hashlib
 import threading
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -44,7 +43,7 @@ from pushgate.errors import PushgateError, UsageError
 from pushgate.journal import Journal, dumps, who
 from pushgate.lifecycle_common import check_version_arg, open_base, published_versions
 from pushgate.lifecycle_rollback import RollbackResult, rollback
-from pushgate.manifest import CHUNK, Manifest, workers
+from pushgate.manifest import Manifest, hash_stream, hash_threads, workers
 from pushgate.progress import Progress
 
 __all__ = [
@@ -221,16 +220,12 @@ def verify(
                 jobs.append((check, rel, entry.size, entry.sha256))
 
     lock = threading.Lock()
-    local = threading.local()
 
     def work(job: tuple[VersionCheck, str, int, str]) -> None:
         check, rel, _size, expected = job
-        buf = getattr(local, "buf", None)
-        if buf is None:  # one per thread: a fresh 4 MiB buffer costs more than a small file's hash
-            buf = local.buf = memoryview(bytearray(CHUNK))
         try:
             with dest.open_version_file(check.version, rel) as stream:
-                got = _sha256(cast(Any, stream), buf, progress.advance)
+                got = hash_stream(cast(Any, stream), progress.advance)
         except (OSError, PushgateError) as e:
             with lock:
                 check.errors.append(f"cannot read {rel}: {e}")
@@ -243,7 +238,9 @@ def verify(
     progress.start("verifying", sum(j[2] for j in jobs))
     try:
         if jobs:
-            with ThreadPoolExecutor(max_workers=min(workers(), len(jobs))) as pool:
+            # local files: one thread per core (CPU-bound); a bucket's: more (network-bound)
+            threads = hash_threads() if dest.local else workers()
+            with ThreadPoolExecutor(max_workers=min(threads, len(jobs))) as pool:
                 list(pool.map(work, jobs))
     finally:
         progress.finish()
@@ -251,17 +248,6 @@ def verify(
         check.changed.sort()
         check.errors.sort()
     return report
-
-
-def _sha256(stream: Any, buf: memoryview, on_bytes: Any) -> str:
-    """sha256 hex of a stream read into ``buf`` (hashlib releases the GIL on large updates)."""
-    h = hashlib.sha256()
-    while True:
-        n = stream.readinto(buf)
-        if not n:
-            return h.hexdigest()
-        h.update(buf[:n])
-        on_bytes(n)
 
 
 # -- prune --------------------------------------------------------------------------------------

@@ -15,7 +15,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+#: read size for copying (read + hash + write)
 CHUNK = 4 * 1024 * 1024
+#: read size for hashing alone: a buffer that stays in the core's L2 cache between the kernel's
+#: copy into it and sha256 reading it (1 GiB on 2 cores: 0.61 s, against 0.93 s with 4 MiB)
+HASH_CHUNK = 1024 * 1024
 _tls = threading.local()
 
 
@@ -78,7 +82,7 @@ def hash_stream(stream: Readable, on_bytes: Callable[[int], None] | None = None)
     h = hashlib.sha256()
     view = getattr(_tls, "view", None)
     if view is None:  # one buffer per thread, reused for every file it hashes
-        view = _tls.view = memoryview(bytearray(CHUNK))
+        view = _tls.view = memoryview(bytearray(HASH_CHUNK))
     while True:
         n = stream.readinto(view)
         if not n:
@@ -101,11 +105,19 @@ def workers() -> int:
     return max(4, min(16, 2 * (os.cpu_count() or 2)))
 
 
+def hash_threads() -> int:
+    """Threads for hashing local files: one per core (hashing is CPU-bound once the files are
+    cached; more threads only evict each other's buffers from the caches)."""
+    import os
+
+    return max(2, os.cpu_count() or 2)
+
+
 def hash_files(
     items: Iterable[tuple[str, Path]], on_bytes: Callable[[int], None] | None = None
 ) -> dict[str, str]:
     """sha256 of many files in parallel: ``{rel: hex}``."""
     items = list(items)
-    with ThreadPoolExecutor(max_workers=workers()) as pool:
+    with ThreadPoolExecutor(max_workers=hash_threads()) as pool:
         digests = pool.map(lambda it: hash_file(it[1], on_bytes), items)
         return {rel: d for (rel, _), d in zip(items, digests, strict=True)}

@@ -31,7 +31,7 @@ from pushgate.errors import (
 )
 from pushgate.gate import Decision, decide
 from pushgate.journal import RECORD_SCHEMA, Journal, dumps, who
-from pushgate.manifest import Manifest, hash_file, workers
+from pushgate.manifest import Manifest, hash_file, hash_threads
 from pushgate.progress import Progress
 from pushgate.pushed_model import write_pushed_model
 from pushgate.remote import is_url
@@ -180,7 +180,7 @@ class _SourceHashes:
         ordered = sorted(self.files, key=lambda f: -f.size)
         self.progress.start("checking", sum(f.size for f in ordered))
         try:
-            with ThreadPoolExecutor(max_workers=min(workers(), len(ordered))) as pool:
+            with ThreadPoolExecutor(max_workers=min(hash_threads(), len(ordered))) as pool:
                 return all(list(pool.map(check, ordered)))
         finally:
             self.progress.finish()

@@ -49,6 +49,8 @@ class Destination(ABC):
 
     #: the URL or path as the user gave it, for messages (never with credentials)
     url: str
+    #: True when reading its files costs CPU, not network round trips (a local disk)
+    local: bool = False
 
     # -- versions -----------------------------------------------------------------------------
     @abstractmethod

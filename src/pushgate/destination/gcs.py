@@ -63,6 +63,14 @@ class GcsPreconditionFailed(GcsError):
     """A create-only write found the object already there (HTTP 412)."""
 
 
+class _SessionLost(Exception):
+    """The server no longer knows a resumable-upload session: the upload starts over."""
+
+
+#: how many times an upload starts over after its session is lost
+_RESTARTS = 3
+
+
 class GcsAccessDenied(GcsError):
     """HTTP 401 or 403: the credentials are missing, wrong or not allowed."""
 
@@ -260,8 +268,22 @@ class GcsJsonStore:
             headers={"Content-Type": f"multipart/related; boundary={boundary}"},
         )
 
-    def put_stream(self, key: str, chunks: Iterator[bytes]) -> None:
-        """A resumable upload in ``CHUNK`` pieces; memory holds one piece and the next."""
+    def put_stream(self, key: str, chunks: Callable[[], Iterator[bytes]]) -> None:
+        """A resumable upload in ``CHUNK`` pieces; memory holds one piece and the next. A piece
+        that fails is resumed at the offset the server kept; a session the server lost (404/410,
+        as an emulator does after a dropped connection, or GCS after a week) starts over."""
+        for restart in range(_RESTARTS + 1):
+            try:
+                self._resumable(key, chunks())
+                return
+            except _SessionLost:
+                if restart == _RESTARTS:
+                    raise GcsError(
+                        f"upload of gs://{self.bucket}/{key} failed: the server lost the "
+                        f"upload session {_RESTARTS + 1} times"
+                    ) from None
+
+    def _resumable(self, key: str, chunks: Iterator[bytes]) -> None:
         resp = self._request(
             "POST",
             f"{self._up}/o?uploadType=resumable&name={quote(key, safe='')}",
@@ -306,12 +328,21 @@ class GcsJsonStore:
                 _backoff(attempt)
                 sent = self._persisted(session, offset, len(piece), total)
                 continue
-            if resp.status in (200, 201) or (resp.status == 308 and not last):
-                persisted = _range_end(resp.headers.get("Range"))
-                if resp.status == 308 and persisted is not None and persisted < offset + len(piece):
-                    sent = max(0, persisted - offset)  # the server kept less: send the rest
-                    continue
+            if resp.status in (200, 201):  # the object is complete
                 return
+            if resp.status == 308:  # "resume incomplete": Range says what the server holds
+                held = _range_end(resp.headers.get("Range")) or 0
+                if held < offset:
+                    raise GcsError(
+                        f"upload to {_clean(session)} failed: the server lost bytes already "
+                        f"sent (it holds {held}, {offset} were sent)"
+                    )
+                if held >= offset + len(piece) and not last:
+                    return
+                sent = min(len(piece), held - offset)  # send the rest (or, if all, finalize)
+                continue
+            if resp.status in (404, 410):
+                raise _SessionLost()
             if (
                 resp.status in _RETRY_STATUS
                 and attempt + 1 < self._tries

@@ -91,6 +91,8 @@ def _wrap(e: OSError, what: str, path: Path | str) -> DestinationError:
 class LocalDestination(Destination):
     """A BASE directory on a local (or mounted, POSIX) filesystem."""
 
+    local = True
+
     def __init__(self, base: Path | str) -> None:
         self.base = Path(base).expanduser().absolute()
         self.url = str(self.base)

@@ -37,7 +37,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import PurePosixPath
@@ -363,7 +363,9 @@ class Store(Protocol):
     def get_bytes(self, key: str) -> bytes: ...
     def get_stream(self, key: str, chunk: int) -> Iterator[Any]: ...
     def put(self, key: str, data: bytes, *, create_only: bool = False) -> None: ...
-    def put_stream(self, key: str, chunks: Iterator[bytes]) -> None: ...
+    def put_stream(self, key: str, chunks: Callable[[], Iterator[bytes]]) -> None:
+        """Upload the stream ``chunks()`` gives, calling it again to start over if needed."""
+
     def copy(self, src: str, dst: str) -> None: ...
     def delete(self, keys: str | list[str]) -> None: ...
 
@@ -394,11 +396,11 @@ class Obstore:
         else:
             obstore.put(self.store, key, data, use_multipart=False)
 
-    def put_stream(self, key: str, chunks: Iterator[bytes]) -> None:
+    def put_stream(self, key: str, chunks: Callable[[], Iterator[bytes]]) -> None:
         obstore.put(
             self.store,
             key,
-            chunks,
+            chunks(),
             use_multipart=True,
             chunk_size=PART,
             max_concurrency=PART_CONCURRENCY,
@@ -663,7 +665,7 @@ class ObjectStoreDestination(Destination):
 
     def _upload_one(self, src: SourceFile, key: str, progress: ProgressFn | None) -> FileEntry:
         h = hashlib.sha256()
-        size = 0
+        size = sent = 0
         with open(src.abspath, "rb", buffering=0) as f:
             if src.size <= SMALL:
                 data = f.read(SMALL + 1)
@@ -675,18 +677,22 @@ class ObjectStoreDestination(Destination):
             else:
 
                 def chunks() -> Iterator[bytes]:
-                    nonlocal size
+                    """The file from its start, hashed on the way (again, if started over)."""
+                    nonlocal h, size, sent
+                    f.seek(0)
+                    h, size = hashlib.sha256(), 0
                     while True:
                         block = f.read(PART)
                         if not block:
                             return
                         h.update(block)
                         size += len(block)
-                        if progress:
-                            progress(len(block))
+                        if progress and size > sent:  # bytes sent before a restart count once
+                            progress(size - sent)
+                            sent = size
                         yield block
 
-                self.store.put_stream(key, chunks())
+                self.store.put_stream(key, chunks)
         return src.entry(size, h.hexdigest())
 
     def _upload(
@@ -748,13 +754,19 @@ class ObjectStoreDestination(Destination):
             if self._direct(files[rel]) and not _is_entry(rel):
                 # too big to copy server-side: streamed through, hashed on the way (as stage())
                 dst = self._key(f"{new_version}/{rel}")
+                hashers = [h]
+
+                def chunks() -> Iterator[bytes]:  # from the start, with a fresh hash, each time
+                    hashers.append(hashlib.sha256())
+                    return self._read_ahead(src, hashers[-1])
 
                 try:
-                    self.store.put_stream(dst, self._read_ahead(src, h))
+                    self.store.put_stream(dst, chunks)
                 except PushgateError:
                     raise
                 except Exception as e:
                     raise self._error(e, "copying to", dst) from e
+                h = hashers[-1]
             else:
                 self._copy(src, f"{root}{rel}")
                 # hash the staged copy itself (never trust the record): a damaged target must
