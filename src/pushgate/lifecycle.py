@@ -222,10 +222,10 @@ def verify(
     lock = threading.Lock()
 
     def work(job: tuple[VersionCheck, str, int, str]) -> None:
-        check, rel, _size, expected = job
+        check, rel, size, expected = job
         try:
             with dest.open_version_file(check.version, rel) as stream:
-                got = hash_stream(cast(Any, stream), progress.advance)
+                got = hash_stream(cast(Any, stream), progress.advance, size)
         except (OSError, PushgateError) as e:
             with lock:
                 check.errors.append(f"cannot read {rel}: {e}")

@@ -256,15 +256,10 @@ class LocalDestination(Destination):
         # Largest first, so the big variable shards start early and the pool ends together.
         ordered = sorted(files, key=lambda f: -f.size)
         n = min(workers(), len(ordered))
-        import threading
-
-        local = threading.local()
 
         def task(f: SourceFile) -> FileEntry:
-            buf = getattr(local, "buf", None)
-            if buf is None:
-                buf = local.buf = bytearray(CHUNK)
-            return self._copy_one(f, root / f.rel, progress, buf)
+            # a fresh buffer per file, no bigger than the file (see manifest.hash_stream)
+            return self._copy_one(f, root / f.rel, progress, bytearray(min(f.size + 1, CHUNK)))
 
         with ThreadPoolExecutor(max_workers=max(1, n)) as pool:
             entries = list(pool.map(task, ordered))
