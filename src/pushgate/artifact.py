@@ -46,15 +46,8 @@ def artifact_uri(artifact: Any) -> str:
 
 
 def artifact_path(artifact: Any) -> Path:
-    """A path from a path-like or a TFX-style artifact object (anything with ``.uri``)."""
-    uri = getattr(artifact, "uri", artifact)
-    if isinstance(uri, (list, tuple)):  # TFX channels resolve to lists of artifacts
-        if len(uri) != 1:
-            raise InputError(f"expected exactly one artifact, got {len(uri)}")
-        return artifact_path(uri[0])
-    if not isinstance(uri, (str, os.PathLike)):
-        raise InputError(f"not a path or an artifact with a uri: {artifact!r}")
-    return Path(os.fspath(uri)).expanduser()
+    """A local path from a path-like or a TFX-style artifact object (anything with ``.uri``)."""
+    return Path(artifact_uri(artifact)).expanduser()
 
 
 def read_properties(directory: Path) -> dict[str, Any]:
