@@ -14,6 +14,7 @@ import json
 import os
 import socket
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -112,14 +113,26 @@ class Journal:
         raw = self.dest.read_meta(f"records/{version}.json")
         return None if raw is None else _loads(raw, f"records/{version}.json")
 
+    def _read_all(self, keys: list[str]) -> list[tuple[str, bytes]]:
+        """``(key, content)`` of many small documents, read in parallel: on a bucket each read is
+        a round trip, so hundreds of records read one by one would take seconds."""
+        if len(keys) < 4:
+            found = [(k, self.dest.read_meta(k)) for k in keys]
+        else:
+            with ThreadPoolExecutor(max_workers=min(32, len(keys))) as pool:
+                found = list(zip(keys, pool.map(self.dest.read_meta, keys), strict=True))
+        return [(k, raw) for k, raw in found if raw is not None]
+
     def records(self) -> dict[str, dict[str, Any]]:
-        out = {}
-        for key in self.dest.list_meta("records/"):
-            name = key.rsplit("/", 1)[-1].removesuffix(".json")
-            raw = self.dest.read_meta(key)
-            if raw is not None and name.isdigit():
-                out[name] = _loads(raw, key)
-        return out
+        keys = [
+            k
+            for k in self.dest.list_meta("records/")
+            if k.rsplit("/", 1)[-1].removesuffix(".json").isdigit()
+        ]
+        return {
+            key.rsplit("/", 1)[-1].removesuffix(".json"): _loads(raw, key)
+            for key, raw in self._read_all(keys)
+        }
 
     # -- events -------------------------------------------------------------------------------
     def event(self, kind: str, *, flush: bool = True, **fields: Any) -> dict[str, Any]:
@@ -133,12 +146,8 @@ class Journal:
         return doc
 
     def events(self) -> list[dict[str, Any]]:
-        out = []
-        for key in self.dest.list_meta("events/"):
-            raw = self.dest.read_meta(key)
-            if raw is not None:
-                out.append(_loads(raw, key))
-        return out
+        """Every event, oldest first (their keys sort by time)."""
+        return [_loads(raw, key) for key, raw in self._read_all(self.dest.list_meta("events/"))]
 
     # -- pins ---------------------------------------------------------------------------------
     def pins(self) -> set[str]:

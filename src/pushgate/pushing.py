@@ -419,12 +419,14 @@ class _Inputs:
         try:
             return fn()
         except PushgateError as e:
-            text = str(e)
-            for root, url in self.roots:
-                text = text.replace(str(root), url)
+            text = self.translated_text(str(e))
             if text == str(e):
                 raise
-            raise type(e)(text) from e
+            try:
+                renamed = type(e)(text)
+            except TypeError:  # an error class with its own arguments: keep it as it is
+                raise e from None
+            raise renamed from e
 
     def translated_text(self, text: str) -> str:
         for root, url in self.roots:
