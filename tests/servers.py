@@ -156,8 +156,11 @@ def s3_server() -> Iterator[S3Server]:
 # -- a proxy that drops connections ----------------------------------------------------------------
 class FlakyProxy:
     """A TCP proxy on 127.0.0.1 in front of a real server that, once armed, resets the next
-    connections after they have carried a number of request bytes: dropped connections in the
-    middle of an upload, as a flaky network or a restarting load balancer makes them."""
+    connections that carry more than a number of request bytes: dropped connections, as a flaky
+    network or a restarting load balancer makes them. ``when="request"`` resets in the middle of
+    the request body (the server never gets it whole); ``when="response"`` lets the request
+    through and resets as the answer comes back (the server did the work, the client cannot know).
+    """
 
     def __init__(self, target_port: int) -> None:
         self.target_port = target_port
@@ -167,14 +170,16 @@ class FlakyProxy:
         self._lock = threading.Lock()
         self._armed = 0
         self._after = 0
+        self._when = "request"
         self.cuts = 0
         self._closed = False
         threading.Thread(target=self._accept, daemon=True).start()
 
-    def arm(self, times: int, after_bytes: int) -> None:
+    def arm(self, times: int, after_bytes: int, when: str = "request") -> None:
         """Reset the next ``times`` connections that carry more than ``after_bytes`` upstream."""
+        assert when in ("request", "response")
         with self._lock:
-            self._armed, self._after = times, after_bytes
+            self._armed, self._after, self._when = times, after_bytes, when
 
     def close(self) -> None:
         self._closed = True
@@ -191,19 +196,25 @@ class FlakyProxy:
             except OSError:
                 client.close()
                 continue
-            threading.Thread(target=self._pump, args=(client, upstream, True), daemon=True).start()
-            threading.Thread(target=self._pump, args=(upstream, client, False), daemon=True).start()
+            doomed = threading.Event()  # set: reset this connection when the answer comes back
+            for args in ((client, upstream, True, doomed), (upstream, client, False, doomed)):
+                threading.Thread(target=self._pump, args=args, daemon=True).start()
 
-    def _pump(self, src: socket.socket, dst: socket.socket, upstream: bool) -> None:
+    def _pump(
+        self, src: socket.socket, dst: socket.socket, upstream: bool, doomed: threading.Event
+    ) -> None:
         carried = 0
         try:
             while data := src.recv(65536):
-                carried += len(data)
-                if upstream and self._should_cut(carried):
-                    for sock in (src, dst):  # RST, not FIN: the peer sees a reset connection
-                        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\0\0\0\0\0\0\0")
-                        sock.close()
-                    return
+                if upstream:
+                    carried += len(data)
+                    cut = self._should_cut(carried)
+                    if cut == "response":
+                        doomed.set()
+                    elif cut == "request":
+                        return self._reset(src, dst)
+                elif doomed.is_set():
+                    return self._reset(src, dst)
                 dst.sendall(data)
         except OSError:
             pass
@@ -212,13 +223,25 @@ class FlakyProxy:
                 with contextlib.suppress(OSError):
                     sock.shutdown(socket.SHUT_RDWR)
 
-    def _should_cut(self, carried: int) -> bool:
+    @staticmethod
+    def _reset(*socks: socket.socket) -> None:
+        for sock in socks:  # RST, not FIN: the peer sees a reset connection
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\0\0\0\0\0\0\0")
+                # wake the other pump blocked reading this socket: a socket another thread
+                # is reading is not released (and so not reset) by close() alone
+                sock.shutdown(socket.SHUT_RD)
+        for sock in socks:
+            with contextlib.suppress(OSError):
+                sock.close()
+
+    def _should_cut(self, carried: int) -> str | None:
         with self._lock:
             if self._armed and carried > self._after:
                 self._armed -= 1
                 self.cuts += 1
-                return True
-            return False
+                return self._when
+            return None
 
 
 # -- GCS (fake-gcs-server) ------------------------------------------------------------------------

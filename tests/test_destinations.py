@@ -363,10 +363,12 @@ def hash_file_obj(f: Any) -> str:
     return h.hexdigest()
 
 
+@pytest.mark.parametrize("when", ["request", "response"])
 @pytest.mark.parametrize("kind", ["s3", "gcs"])
-def test_dropped_connections_mid_upload_are_retried(kind: str, tmp_path: Path) -> None:
-    """A proxy resets three upload connections mid-body; the push retries (GCS: resumes at the
-    offset the server kept) and publishes exactly the model's bytes."""
+def test_dropped_connections_mid_upload_are_retried(kind: str, when: str, tmp_path: Path) -> None:
+    """A proxy resets three upload connections, in the middle of the request or as the answer
+    comes back; the push retries (GCS: asks the server what it kept and resumes there, or starts
+    over when the session is gone) and publishes exactly the model's bytes."""
     server: Any
     if kind == "s3":
         server = start_moto()
@@ -381,7 +383,7 @@ def test_dropped_connections_mid_upload_are_retried(kind: str, tmp_path: Path) -
         bucket = server.make_bucket()
         base = f"{SCHEMES[kind]}://{bucket}/models/demo"
         model = make_model(tmp_path / "model", big=40 << 20)
-        proxy.arm(times=3, after_bytes=3 << 20)
+        proxy.arm(times=3, after_bytes=3 << 20, when=when)
         result = pushgate.push(model=model, to=base, storage_options=through)
         assert result.pushed and proxy.cuts == 3, (result.reason, proxy.cuts)
         direct = server.options()

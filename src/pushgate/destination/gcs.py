@@ -328,7 +328,10 @@ class GcsJsonStore:
                 _backoff(attempt)
                 sent = self._persisted(session, offset, len(piece), total)
                 continue
-            if resp.status in (200, 201):  # the object is complete
+            if resp.status in (200, 201):  # the server says the object is complete
+                if not last:  # ... before its last bytes: it finalized a broken upload
+                    raise _SessionLost()
+                _check_size(resp.data, offset + len(piece), session)
                 return
             if resp.status == 308:  # "resume incomplete": Range says what the server holds
                 held = _range_end(resp.headers.get("Range")) or 0
@@ -367,7 +370,11 @@ class GcsJsonStore:
         except self._urllib3.exceptions.HTTPError:
             return 0
         if resp.status in (200, 201):
+            if total == "*":  # finalized before its last piece: start over
+                raise _SessionLost()
             return size
+        if resp.status in (404, 410):
+            raise _SessionLost()
         end = _range_end(resp.headers.get("Range")) if resp.status == 308 else None
         return min(size, max(0, (end or offset) - offset))
 
@@ -415,6 +422,17 @@ def _status_error(method: str, url: str, status: int, body: bytes, missing: str)
     if status in (401, 403):
         return GcsAccessDenied(text, status)
     return GcsError(text, status)
+
+
+def _check_size(body: bytes, expected: int, session: str) -> None:
+    """The finished object must hold every byte sent: a shorter one means the server finalized
+    an upload it did not get whole, and it must not be taken for the file."""
+    try:
+        size = int(json.loads(body)["size"])
+    except (ValueError, KeyError, TypeError):
+        return  # no object resource in the answer: nothing to compare
+    if size != expected:
+        raise _SessionLost()
 
 
 def _clean(url: str) -> str:
