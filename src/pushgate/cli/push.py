@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from pushgate.cli._options import add_no_progress
 from pushgate.cli._output import (
     add_json,
     add_storage_options,
@@ -73,7 +74,7 @@ def register(sub: Any) -> None:
         metavar="COMMAND",
         help="shell command run after each publish (env PUSHGATE_*, JSON on stdin)",
     )
-    p.add_argument("--no-progress", action="store_true", help="never draw a progress bar")
+    add_no_progress(p)
     add_storage_options(p)
     add_json(p)
     p.set_defaults(handler=run)

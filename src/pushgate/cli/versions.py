@@ -5,20 +5,19 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from pushgate.cli._output import add_json, add_storage_options, emit_json, storage_options
+from pushgate.cli._options import add_destination_command
+from pushgate.cli._output import emit_json, storage_options
 
 
 def register(sub: Any) -> None:
-    p = sub.add_parser(
+    add_destination_command(
+        sub,
         "versions",
+        run,
         help="list the versions at a destination, from its journal",
         description="List every numeric version under BASE with its record: which one TF Serving "
         "serves by default (the highest), and which numeric directories have no pushgate record.",
     )
-    p.add_argument("base", metavar="BASE", help="the destination's base directory or URL")
-    add_storage_options(p)
-    add_json(p)
-    p.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
