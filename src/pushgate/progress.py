@@ -43,7 +43,8 @@ class TerminalProgress(Progress):
         with self._lock:
             self._done += n
             now = time.monotonic()
-            if now - self._t0 >= self.delay and now - self._last >= 0.1:
+            due = now - self._last >= 0.1 or (self.delay == 0 and not self._drawn)
+            if now - self._t0 >= self.delay and due:
                 self._last = now
                 self._draw(now)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from typing import Any, Protocol
 
@@ -40,8 +41,15 @@ def warn(message: str) -> None:
 
 
 def progress_for(enabled: bool = True) -> Progress:
-    """A terminal bar when stderr is a terminal, else nothing."""
-    return TerminalProgress() if enabled and sys.stderr.isatty() else Progress()
+    """A terminal bar when stderr is a terminal, else nothing. The bar appears for phases longer
+    than ``PUSHGATE_PROGRESS_DELAY`` seconds (default 0.5; 0: every phase)."""
+    if not (enabled and sys.stderr.isatty()):
+        return Progress()
+    try:
+        delay = float(os.environ.get("PUSHGATE_PROGRESS_DELAY", "0.5"))
+    except ValueError:
+        delay = 0.5
+    return TerminalProgress(delay=delay)
 
 
 def add_json(parser: Any) -> None:
