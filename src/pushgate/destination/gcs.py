@@ -46,7 +46,7 @@ from pushgate.errors import MissingDependencyError
 
 DEFAULT_BASE_URL = "https://storage.googleapis.com"
 #: resumable-upload chunk; GCS wants a multiple of 256 KiB
-CHUNK = 8 * 1024 * 1024
+CHUNK = 16 * 1024 * 1024
 SCOPE = "https://www.googleapis.com/auth/devstorage.read_write"
 _RETRY_STATUS = {408, 429, 500, 502, 503, 504}
 
@@ -85,6 +85,9 @@ def _reason(body: bytes) -> str:
 
 class GcsJsonStore:
     """One bucket, spoken to through the JSON API with urllib3 (thread-safe)."""
+
+    #: the block size callers should stream in (one resumable-upload chunk, copied nowhere)
+    part_size = CHUNK
 
     def __init__(
         self,
@@ -268,13 +271,16 @@ class GcsJsonStore:
             headers={"Content-Type": f"multipart/related; boundary={boundary}"},
         )
 
-    def put_stream(self, key: str, chunks: Callable[[], Iterator[bytes]]) -> None:
-        """A resumable upload in ``CHUNK`` pieces; memory holds one piece and the next. A piece
-        that fails is resumed at the offset the server kept; a session the server lost (404/410,
-        as an emulator does after a dropped connection, or GCS after a week) starts over."""
+    def put_stream(
+        self, key: str, chunks: Callable[[], Iterator[bytes]], size: int | None = None
+    ) -> None:
+        """A resumable upload in ``CHUNK`` pieces; memory holds one piece (and, when ``size`` is
+        not known, the next). A piece that fails is resumed at the offset the server kept; a
+        session the server lost (404/410, as an emulator does after a dropped connection, or GCS
+        after a week) starts over."""
         for restart in range(_RESTARTS + 1):
             try:
-                self._resumable(key, chunks())
+                self._resumable(key, chunks(), size)
                 return
             except _SessionLost:
                 if restart == _RESTARTS:
@@ -283,7 +289,7 @@ class GcsJsonStore:
                         f"upload session {_RESTARTS + 1} times"
                     ) from None
 
-    def _resumable(self, key: str, chunks: Iterator[bytes]) -> None:
+    def _resumable(self, key: str, chunks: Iterator[bytes], size: int | None) -> None:
         resp = self._request(
             "POST",
             f"{self._up}/o?uploadType=resumable&name={quote(key, safe='')}",
@@ -295,6 +301,17 @@ class GcsJsonStore:
             raise GcsError(f"no resumable session for gs://{self.bucket}/{key}")
         offset = 0
         pieces = _rechunk(chunks, CHUNK)
+        if size is not None:  # the last piece is known by its end: no piece is held back
+            for piece in pieces:
+                last = offset + len(piece) >= size
+                self._send_piece(session, piece, offset, last)
+                offset += len(piece)
+                if last:
+                    return
+            # the stream ended short of ``size``: finish with what came (the caller's size
+            # check reports the file that shrank)
+            self._send_piece(session, b"", offset, True)
+            return
         piece = next(pieces, b"")
         while True:
             following = next(pieces, None)
@@ -454,6 +471,9 @@ def _rechunk(chunks: Iterator[bytes], size: int) -> Iterator[bytes]:
     """The stream cut into ``size``-byte pieces (the last may be shorter)."""
     buf = bytearray()
     for block in chunks:
+        if not buf and len(block) == size:  # already the right size: no copy
+            yield block
+            continue
         buf += block
         while len(buf) >= size:
             yield bytes(buf[:size])

@@ -363,8 +363,15 @@ class Store(Protocol):
     def get_bytes(self, key: str) -> bytes: ...
     def get_stream(self, key: str, chunk: int) -> Iterator[Any]: ...
     def put(self, key: str, data: bytes, *, create_only: bool = False) -> None: ...
-    def put_stream(self, key: str, chunks: Callable[[], Iterator[bytes]]) -> None:
-        """Upload the stream ``chunks()`` gives, calling it again to start over if needed."""
+
+    #: the block size to stream in
+    part_size: int
+
+    def put_stream(
+        self, key: str, chunks: Callable[[], Iterator[bytes]], size: int | None = None
+    ) -> None:
+        """Upload the stream ``chunks()`` gives (``size`` bytes, if known), calling it again to
+        start over if needed."""
 
     def copy(self, src: str, dst: str) -> None: ...
     def delete(self, keys: str | list[str]) -> None: ...
@@ -374,6 +381,8 @@ class Obstore:
     """:class:`Store` over an obstore store (S3, Azure, memory): blocking calls, so they can
     run in thread pools (obstore's async API aborted Python at exit in about a quarter of runs).
     """
+
+    part_size = PART
 
     def __init__(self, store: Any) -> None:
         self.store = store
@@ -396,7 +405,9 @@ class Obstore:
         else:
             obstore.put(self.store, key, data, use_multipart=False)
 
-    def put_stream(self, key: str, chunks: Callable[[], Iterator[bytes]]) -> None:
+    def put_stream(
+        self, key: str, chunks: Callable[[], Iterator[bytes]], size: int | None = None
+    ) -> None:
         obstore.put(
             self.store,
             key,
@@ -682,7 +693,7 @@ class ObjectStoreDestination(Destination):
                     f.seek(0)
                     h, size = hashlib.sha256(), 0
                     while True:
-                        block = f.read(PART)
+                        block = f.read(self.store.part_size)
                         if not block:
                             return
                         h.update(block)
@@ -692,7 +703,7 @@ class ObjectStoreDestination(Destination):
                             sent = size
                         yield block
 
-                self.store.put_stream(key, chunks)
+                self.store.put_stream(key, chunks, src.size)
         return src.entry(size, h.hexdigest())
 
     def _upload(
@@ -761,7 +772,7 @@ class ObjectStoreDestination(Destination):
                     return self._read_ahead(src, hashers[-1])
 
                 try:
-                    self.store.put_stream(dst, chunks)
+                    self.store.put_stream(dst, chunks, files[rel])
                 except PushgateError:
                     raise
                 except Exception as e:
@@ -807,7 +818,7 @@ class ObjectStoreDestination(Destination):
         def produce() -> None:
             try:
                 with self._open(key) as f:
-                    for block in iter(lambda: f.read(PART), b""):
+                    for block in iter(lambda: f.read(self.store.part_size), b""):
                         if not offer(block):
                             return
                 offer(None)
