@@ -36,6 +36,7 @@ def upload_artifacts(tmp_path: Path, s: StoreURL, model_verdict: str = "blessed"
     root = f"{s.base.rsplit('/', 2)[0]}/pipeline"
     local = tmp_path / "pipeline"
     tfx_model(local / "Model", seed=1)
+    make_model_dir(local / "Model" / "Format-TFMA", seed=3)  # TFMA's copy: never downloaded
     blessing(local / "ModelBlessing", "model", model_verdict)
     blessing(local / "InfraBlessing", "infra", "blessed")
     make_model_dir(local / "InfraBlessing" / "stamped_model", seed=2)
@@ -87,6 +88,19 @@ def test_every_input_and_the_pushed_model_may_be_urls(
         assert props["pushed_destination"] == f"{s.base}/{out['version']}"
         del_props = {k: v for k, v in tree(local).items() if k != ".pushgate-artifact.json"}
         assert del_props == tree(model)
+
+
+def test_only_the_serving_folder_of_a_model_artifact_is_downloaded(
+    store_url: Callable[[str], StoreURL], tmp_path: Path
+) -> None:
+    s = store_url("s3")
+    root = upload_artifacts(tmp_path, s)
+    prefer = ("Format-Serving", "serving_model_dir")
+    with materialize(f"{root}/Model", s.options, prefer=prefer) as local:
+        assert sorted(p.name for p in local.iterdir()) == ["Format-Serving"]
+        assert tree(local / "Format-Serving") == tree(tmp_path / "pipeline/Model/Format-Serving")
+    with materialize(f"{root}/InfraBlessing", s.options, prefer=prefer) as local:
+        assert (local / "stamped_model").is_dir()  # no preferred folder there: everything
 
 
 def test_stamped_model_comes_from_an_infra_blessing_url(

@@ -35,7 +35,15 @@ from pushgate.manifest import Manifest, hash_file, hash_threads
 from pushgate.progress import Progress
 from pushgate.pushed_model import write_pushed_model
 from pushgate.remote import is_url
-from pushgate.source import STAMPED_MODEL, ModelSource, SourceFile, list_files, resolve_model
+from pushgate.source import (
+    FORMAT_SERVING,
+    SERVING_MODEL_DIR,
+    STAMPED_MODEL,
+    ModelSource,
+    SourceFile,
+    list_files,
+    resolve_model,
+)
 from pushgate.version import check_policy, next_version
 
 CLAIM_ATTEMPTS = 64
@@ -378,7 +386,13 @@ class _Inputs:
         self.stack = stack
         self.roots: list[tuple[Path, str]] = []
 
-    def local(self, value: Any, what: str, only: Collection[str] | None = None) -> Path | None:
+    def local(
+        self,
+        value: Any,
+        what: str,
+        only: Collection[str] | None = None,
+        prefer: Collection[str] = (),
+    ) -> Path | None:
         if value is None:
             return None
         uri = artifact_uri(value)
@@ -388,7 +402,9 @@ class _Inputs:
 
         progress = None if only is not None else self.progress
         local: Path = self.stack.enter_context(
-            materialize(uri, self.options, only=only, required=what, progress=progress)
+            materialize(
+                uri, self.options, only=only, prefer=prefer, required=what, progress=progress
+            )
         )
         from pushgate.destination.objectstore import clean_url
 
@@ -492,7 +508,8 @@ def _push(request: PushRequest, progress: Progress, inputs: _Inputs) -> PushResu
             pushed_model=pushed_model,
         )
 
-    model_path = inputs.local(request.model, "--model")
+    # of a TFX Model artifact, only the folder the push takes (not the TFMA evaluation copy)
+    model_path = inputs.local(request.model, "--model", prefer=(FORMAT_SERVING, SERVING_MODEL_DIR))
     infra_path = None
     if request.infra_blessing is not None:
         # the stamped model is needed when no --model is given; otherwise only its presence

@@ -43,6 +43,7 @@ def materialize(
     storage_options: Mapping[str, Any] | None = None,
     *,
     only: Collection[str] | None = None,
+    prefer: Collection[str] = (),
     required: str | None = None,
     progress: Progress | None = None,
 ) -> Iterator[Path]:
@@ -50,6 +51,8 @@ def materialize(
 
     ``only``: fetch just these top-level file names; every other top-level folder still appears,
     empty (enough to read a blessing's markers without downloading its stamped model).
+    ``prefer``: top-level folders, in order; when one holds anything, only it is fetched (a TFX
+    Model artifact's ``Format-Serving/``, not its ``Format-TFMA/`` evaluation copy).
     ``required``: what the URL is (``"--model"``...); nothing under it is then an error, since a
     bucket has no empty folders and a missing prefix and an empty one look alike.
     """
@@ -73,6 +76,11 @@ def materialize(
                 f"{required} {shown}: nothing is stored under this URL; check the bucket and "
                 "path (object stores have no empty folders, so missing and empty look alike)"
             )
+        for folder in prefer:
+            inside = [m for m in metas if m["path"][len(root) :].startswith(f"{folder}/")]
+            if inside:
+                metas = inside
+                break
         wanted: list[tuple[str, str, int]] = []
         for meta in metas:
             rel = meta["path"][len(root) :]
