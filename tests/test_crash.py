@@ -14,6 +14,7 @@ import pytest
 
 from conftest import (
     assert_every_version_complete,
+    cli,
     cli_json,
     make_model_dir,
     numeric_dirs,
@@ -131,3 +132,19 @@ def test_eight_pushers_at_once_get_eight_distinct_complete_versions(
     if versioning == "sequential":
         assert sorted(int(v) for v in versions) == list(range(1, 9))
     assert os.listdir(base / ".pushgate" / "staging") == []
+
+
+def test_recovery_removes_old_temporary_locks_and_leaves_young_ones(tmp_path: Path) -> None:
+    """A pusher killed between creating its lock file and renaming it leaves ``.tmp-*.lock``;
+    a young one may be a live pusher's, not locked yet, which recovery must not take."""
+    model = make_model_dir(tmp_path / "m")
+    base = tmp_path / "serving"
+    assert cli("push", "--model", model, "--to", base).returncode == 0
+    staging = base / ".pushgate" / "staging"
+    old, young = staging / ".tmp-7-deadpusher.lock", staging / ".tmp-8-livepusher.lock"
+    old.write_text("123\n")
+    young.write_text("456\n")
+    two_minutes_ago = time.time() - 120
+    os.utime(old, (two_minutes_ago, two_minutes_ago))
+    assert cli("push", "--model", model, "--to", base, "--allow-duplicate").returncode == 0
+    assert not old.exists() and young.exists()

@@ -21,6 +21,7 @@ import fcntl
 import hashlib
 import os
 import shutil
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -59,6 +60,8 @@ def _renameat2_noreplace(src: Path, dst: Path) -> None:
 
 _SYNC_FILE_RANGE_WRITE = 2
 _WRITEBACK_EVERY = 8 * 1024 * 1024
+#: a temporary lock file younger than this may be a live pusher's, not yet locked
+STALE_TMP_LOCK_S = 60.0
 
 
 def _writeback_starter() -> Callable[..., int] | None:
@@ -205,16 +208,28 @@ class LocalDestination(Destination):
         # Lock under a temporary name, then rename into place, so recover() can never see the
         # lock file before it is locked.
         tmp = staging / f".tmp-{token}.lock"
-        fd = os.open(tmp, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = -1
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            os.write(fd, f"{os.getpid()}\n".encode())
-            os.rename(tmp, staging / f"{token}.lock")
+            for attempt in range(3):
+                fd = os.open(tmp, os.O_RDWR | os.O_CREAT, 0o644)
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                os.write(fd, f"{os.getpid()}\n".encode())
+                try:
+                    os.rename(tmp, staging / f"{token}.lock")
+                    break
+                except FileNotFoundError:
+                    # a recover() took the unlocked file for a dead pusher's (between our open
+                    # and flock) and removed it: lock a new one
+                    os.close(fd)
+                    fd = -1
+                    if attempt == 2:
+                        raise
             yield
         finally:
             (staging / f"{token}.lock").unlink(missing_ok=True)
             tmp.unlink(missing_ok=True)
-            os.close(fd)
+            if fd >= 0:
+                os.close(fd)
 
     def _copy_one(
         self, src: SourceFile, dst: Path, progress: ProgressFn | None, buf: bytearray
@@ -347,11 +362,14 @@ class LocalDestination(Destination):
         for hidden in sorted(trash.iterdir()) if trash.is_dir() else []:
             shutil.rmtree(hidden, ignore_errors=True)
             done.append(f"removed half-deleted version {hidden.name} from {trash}")
-        # stale temporary lock names of pushers killed between open and rename
+        # stale temporary lock names of pushers killed between open and rename; a young one may
+        # belong to a live pusher between its open and its flock, so it is left alone
         for n in names:
             if n.startswith(".tmp-") and n.endswith(".lock"):
                 p = staging / n
                 try:
+                    if time.time() - p.stat().st_mtime < STALE_TMP_LOCK_S:
+                        continue
                     fd = os.open(p, os.O_RDWR)
                 except FileNotFoundError:
                     continue
