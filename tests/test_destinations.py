@@ -26,7 +26,7 @@ from pushgate.destination import open_destination
 from pushgate.errors import PushgateError
 from pushgate.journal import Journal
 from pushgate.lifecycle import verify
-from pushgate.manifest import hash_file
+from pushgate.manifest import hash_file, hash_stream
 from servers import (  # noqa: F401  (fixtures)
     SCHEMES,
     FlakyProxy,
@@ -351,16 +351,7 @@ def test_files_too_big_to_copy_server_side_are_uploaded_into_the_version(
     dest = open_destination(s.base, s.options)
     assert dest.list_meta("staging/") == []
     with dest.open_version_file(back["version"], "variables/variables.data-00000-of-00001") as f:
-        assert hash_file_obj(f) == hash_file(first / "variables/variables.data-00000-of-00001")
-
-
-def hash_file_obj(f: Any) -> str:
-    import hashlib
-
-    h = hashlib.sha256()
-    for block in iter(lambda: f.read(1 << 20), b""):
-        h.update(block)
-    return h.hexdigest()
+        assert hash_stream(f) == hash_file(first / "variables/variables.data-00000-of-00001")
 
 
 @pytest.mark.parametrize("when", ["request", "response"])
@@ -392,7 +383,7 @@ def test_dropped_connections_mid_upload_are_retried(kind: str, when: str, tmp_pa
         dest = open_destination(base, direct)
         rel = "variables/variables.data-00000-of-00001"
         with dest.open_version_file(str(result.version), rel) as f:
-            assert hash_file_obj(f) == hash_file(model / rel)
+            assert hash_stream(f) == hash_file(model / rel)
     finally:
         proxy.close()
         server.stop()

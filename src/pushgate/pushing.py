@@ -22,7 +22,7 @@ from pushgate.artifact import PROPERTIES_FILE as PROPS
 from pushgate.artifact import artifact_path, artifact_uri, utc_now
 from pushgate.blessing import Blessing, BlessingKind, absent, read_blessing
 from pushgate.destination import open_destination
-from pushgate.destination.base import Destination
+from pushgate.destination.base import Destination, make_token
 from pushgate.errors import (
     DestinationError,
     PushgateError,
@@ -205,7 +205,7 @@ def _claim(journal: Journal, policy: str, token_suffix: str) -> tuple[str, str]:
     taken = set(int(v) for v in journal.dest.numeric_children()) | set(journal.claimed())
     candidate = next_version(policy, taken)
     for _ in range(CLAIM_ATTEMPTS):
-        token = f"{candidate}-{token_suffix}"
+        token = make_token(candidate, token_suffix)
         if candidate not in taken and journal.claim(candidate, token):
             return str(candidate), token
         taken |= set(int(v) for v in journal.dest.numeric_children()) | set(journal.claimed())
@@ -385,6 +385,7 @@ class _Inputs:
         self.progress = progress
         self.stack = stack
         self.roots: list[tuple[Path, str]] = []
+        self._fetched: dict[tuple[str, tuple[str, ...] | None, tuple[str, ...]], Path] = {}
 
     def local(
         self,
@@ -398,6 +399,10 @@ class _Inputs:
         uri = artifact_uri(value)
         if not is_url(uri):
             return artifact_path(value)
+        key = (uri, None if only is None else tuple(only), tuple(prefer))
+        if key in self._fetched:  # the same files already came down in this push
+            return self._fetched[key]
+        from pushgate.destination.objectstore import clean_url
         from pushgate.remote import materialize
 
         progress = None if only is not None else self.progress
@@ -406,9 +411,8 @@ class _Inputs:
                 uri, self.options, only=only, prefer=prefer, required=what, progress=progress
             )
         )
-        from pushgate.destination.objectstore import clean_url
-
         self.roots.append((local, clean_url(uri)))
+        self._fetched[key] = local
         return local
 
     def blessing(self, value: Any, kind: BlessingKind) -> Blessing:

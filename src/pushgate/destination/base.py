@@ -36,6 +36,16 @@ def is_version_name(name: str) -> bool:
     return bool(VERSION_NAME.match(name))
 
 
+def make_token(version: int | str, suffix: str) -> str:
+    """A push's staging token: ``<version>-<suffix>``, so debris names the version it was for."""
+    return f"{version}-{suffix}"
+
+
+def token_version(token: str) -> str:
+    """The version a staging token (see :func:`make_token`) was claimed for."""
+    return token.split("-", 1)[0]
+
+
 @dataclass(frozen=True)
 class Staged:
     """A copy of the model under the destination's staging area."""

@@ -332,13 +332,7 @@ class GcsJsonStore:
             else:
                 rng = f"bytes */{total}"
             try:
-                resp = self._http.request(
-                    "PUT",
-                    session,
-                    body=body,
-                    headers={**self._auth_headers(), "Content-Range": rng},
-                    redirect=False,
-                )
+                resp = self._session_put(session, body, rng)
             except self._urllib3.exceptions.HTTPError as e:
                 if attempt + 1 >= self._tries or time.monotonic() > deadline:
                     raise GcsError(f"upload to {_clean(session)} failed: {e}") from e
@@ -374,16 +368,21 @@ class GcsJsonStore:
             raise _status_error("PUT", _clean(session), resp.status, resp.data, "bucket")
         raise GcsError(f"upload to {_clean(session)} did not finish after {self._tries} tries")
 
+    def _session_put(self, session: str, body: bytes, content_range: str) -> Any:
+        """One PUT to a resumable session, not retried (the callers decide what a failure
+        means for the bytes the server holds)."""
+        return self._http.request(
+            "PUT",
+            session,
+            body=body,
+            headers={**self._auth_headers(), "Content-Range": content_range},
+            redirect=False,
+        )
+
     def _persisted(self, session: str, offset: int, size: int, total: str) -> int:
         """How much of the piece at ``offset`` the server holds (asks it; 0 when unsure)."""
         try:
-            resp = self._http.request(
-                "PUT",
-                session,
-                body=b"",
-                headers={**self._auth_headers(), "Content-Range": f"bytes */{total}"},
-                redirect=False,
-            )
+            resp = self._session_put(session, b"", f"bytes */{total}")
         except self._urllib3.exceptions.HTTPError:
             return 0
         if resp.status in (200, 201):

@@ -29,7 +29,14 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
-from pushgate.destination.base import META, Destination, ProgressFn, Staged, is_version_name
+from pushgate.destination.base import (
+    META,
+    Destination,
+    ProgressFn,
+    Staged,
+    is_version_name,
+    token_version,
+)
 from pushgate.errors import DestinationError, DestinationInputError, StorageFullError
 from pushgate.manifest import CHUNK, FileEntry, Manifest, workers
 from pushgate.source import SourceFile
@@ -341,7 +348,7 @@ class LocalDestination(Destination):
                         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                     except BlockingIOError:
                         continue  # a live pusher owns it
-                version = token.split("-", 1)[0]
+                version = token_version(token)
                 if is_version_name(version) and not (self.base / version).exists():
                     for tmp in (self.meta / "records").glob(f".tmp-*-{version}.json"):
                         tmp.unlink(missing_ok=True)  # a record write the kill interrupted

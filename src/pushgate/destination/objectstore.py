@@ -41,7 +41,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import PurePosixPath
-from typing import Any, BinaryIO, Protocol
+from typing import Any, BinaryIO, Protocol, cast
 
 import obstore
 from obstore.exceptions import (
@@ -53,7 +53,14 @@ from obstore.exceptions import (
 )
 from obstore.store import MemoryStore, from_url
 
-from pushgate.destination.base import META, Destination, ProgressFn, Staged, is_version_name
+from pushgate.destination.base import (
+    META,
+    Destination,
+    ProgressFn,
+    Staged,
+    is_version_name,
+    token_version,
+)
 from pushgate.destination.gcs import (
     GcsAccessDenied,
     GcsJsonStore,
@@ -66,7 +73,7 @@ from pushgate.errors import (
     MissingDependencyError,
     PushgateError,
 )
-from pushgate.manifest import FileEntry, Manifest, workers
+from pushgate.manifest import FileEntry, Manifest, hash_stream, workers
 from pushgate.source import SourceFile
 
 #: files a model server needs to start loading a version; copied last, deleted first
@@ -739,16 +746,14 @@ class ObjectStoreDestination(Destination):
         # Files too big for a server-side copy (S3: over 5 GiB) go straight to <v>/: the version
         # is visible for their upload instead of their copy, still without its entry files,
         # and unrecorded until the record lands, so recovery removes it after a crash.
-        version = token.split("-", 1)[0]
+        version = token_version(token)
         direct = [f for f in files if self._direct(f.size) and not _is_entry(f.rel)]
         staged = [f for f in files if f not in direct]
         try:
             entries = self._upload(staged, self._meta(f"staging/{token}/"), progress)
             entries += self._upload(direct, self._key(f"{version}/"), progress)
         except BaseException:
-            with contextlib.suppress(Exception):
-                self.discard(token)
-                self._remove_unrecorded(version)
+            self._clean_failed_stage(token, version)
             raise
         return Staged(token, Manifest.of(entries))
 
@@ -757,15 +762,14 @@ class ObjectStoreDestination(Destination):
         if not files:
             raise DestinationError(f"version {self.version_url(version)} holds no files")
         root = self._meta(f"staging/{token}/")
-        new_version = token.split("-", 1)[0]
+        new_version = token_version(token)
 
         def task(rel: str) -> FileEntry:
             src = self._key(f"{version}/{rel}")
-            h = hashlib.sha256()
             if self._direct(files[rel]) and not _is_entry(rel):
                 # too big to copy server-side: streamed through, hashed on the way (as stage())
                 dst = self._key(f"{new_version}/{rel}")
-                hashers = [h]
+                hashers: list[Any] = []
 
                 def chunks() -> Iterator[bytes]:  # from the start, with a fresh hash, each time
                     hashers.append(hashlib.sha256())
@@ -777,15 +781,14 @@ class ObjectStoreDestination(Destination):
                     raise
                 except Exception as e:
                     raise self._error(e, "copying to", dst) from e
-                h = hashers[-1]
+                digest = hashers[-1].hexdigest()
             else:
                 self._copy(src, f"{root}{rel}")
                 # hash the staged copy itself (never trust the record): a damaged target must
                 # be caught by the caller's digest check, not republished as intact
                 with self._open(f"{root}{rel}") as f:
-                    for block in iter(lambda: f.read(PART), b""):
-                        h.update(block)
-            entry = FileEntry(rel, files[rel], h.hexdigest())
+                    digest = hash_stream(cast(Any, f), size=files[rel])
+            entry = FileEntry(rel, files[rel], digest)
             if progress:
                 progress(files[rel])
             return entry
@@ -794,11 +797,18 @@ class ObjectStoreDestination(Destination):
             with self._pool(len(files)) as pool:
                 entries = list(pool.map(task, sorted(files)))
         except BaseException:
-            with contextlib.suppress(Exception):
-                self.discard(token)
-                self._remove_unrecorded(new_version)
+            self._clean_failed_stage(token, new_version)
             raise
         return Staged(token, Manifest.of(entries))
+
+    def _clean_failed_stage(self, token: str, version: str) -> None:
+        """Best effort after a failed stage: the staging prefix, then whatever went straight
+        into ``<version>/`` (each on its own: one failing must not skip the other; recover()
+        finishes what is left)."""
+        with contextlib.suppress(Exception):
+            self.discard(token)
+        with contextlib.suppress(Exception):
+            self._remove_unrecorded(version)
 
     def _read_ahead(self, key: str, h: Any) -> Iterator[bytes]:
         """The object's blocks, hashed into ``h``, read by a helper thread: obstore may not
@@ -924,7 +934,7 @@ class ObjectStoreDestination(Destination):
         for token in sorted(tokens):
             if not self._lease_is_stale(self.read_meta(f"staging/{token}.lease")):
                 continue
-            version = token.split("-", 1)[0]
+            version = token_version(token)
             if is_version_name(version) and self._remove_unrecorded(version):
                 done.append(
                     f"removed unfinished version {self.version_url(version)} "
