@@ -402,8 +402,8 @@ class _Inputs:
         key = (uri, None if only is None else tuple(only), tuple(prefer))
         if key in self._fetched:  # the same files already came down in this push
             return self._fetched[key]
-        from pushgate.destination.objectstore import clean_url
         from pushgate.remote import materialize
+        from pushgate.secrets import clean_url
 
         progress = None if only is not None else self.progress
         local: Path = self.stack.enter_context(

@@ -17,9 +17,10 @@ from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from pushgate.destination import scheme_of
+from pushgate.destination import REGISTRY, scheme_of
 from pushgate.errors import InputError, MissingDependencyError
 from pushgate.progress import Progress
+from pushgate.secrets import clean_url
 
 CHUNK = 8 * 1024 * 1024
 
@@ -29,11 +30,14 @@ def is_url(value: Any) -> bool:
     return isinstance(value, str) and scheme_of(value) != "file"
 
 
-def _objectstore(what: str) -> Any:
+def _objectstore(url: str, what: str) -> Any:
+    """The object-store module, or the install hint of ``url``'s scheme (as for ``--to``)."""
+    scheme = scheme_of(url)
     try:
         from pushgate.destination import objectstore
     except ImportError as e:
-        raise MissingDependencyError(what, "cloud") from e
+        extra = REGISTRY[scheme][2] if scheme in REGISTRY else "cloud"
+        raise MissingDependencyError(f"{scheme}:// {what}", extra or "cloud") from e
     return objectstore
 
 
@@ -61,16 +65,16 @@ def materialize(
         yield Path(text[len("file://") :] if text.startswith("file://") else text)
         return
     url = str(url)
-    os_ = _objectstore(f"{scheme_of(url)}:// inputs")
+    os_ = _objectstore(url, "inputs")
     store, prefix, scrub = os_.open_store(url, storage_options)
-    shown = os_.clean_url(url)
+    shown = clean_url(url)
     root = f"{prefix}/" if prefix else ""
     tmp = Path(tempfile.mkdtemp(prefix="pushgate-input-"))
     try:
         try:
             metas = [m for batch in store.list_prefix(root or None) for m in batch]
         except Exception as e:
-            raise InputError(f"cannot list {shown}: {scrub(os_._first_line(e))}") from e
+            raise os_.store_error(e, "listing", shown, scrub) from e
         if required and not metas:
             raise InputError(
                 f"{required} {shown}: nothing is stored under this URL; check the bucket and "
@@ -106,9 +110,7 @@ def materialize(
                         if progress:
                             progress.advance(len(chunk))
             except Exception as e:
-                raise InputError(
-                    f"cannot download {shown}/{rel}: {scrub(os_._first_line(e))}"
-                ) from e
+                raise os_.store_error(e, "downloading", f"{shown}/{rel}", scrub) from e
 
         try:
             with ThreadPoolExecutor(max_workers=8) as pool:
@@ -127,7 +129,7 @@ def upload_tree(
     """Copy every file under ``local_dir`` to ``<url>/<relative path>`` (streamed, parallel)."""
     from pushgate.source import list_files
 
-    os_ = _objectstore(f"{scheme_of(url)}:// outputs")
+    os_ = _objectstore(url, "outputs")
     dest = os_.ObjectStoreDestination(url, dict(storage_options or {}))
     dest.put_files(list_files(Path(local_dir)), "")
 
@@ -140,7 +142,7 @@ def write_tree_url(
 ) -> str:
     """Replace what is under ``url`` by ``files`` (uploaded straight from their paths) and then
     the ``extra`` small files, in that order; returns the URL as shown to users."""
-    os_ = _objectstore(f"{scheme_of(url)}:// outputs")
+    os_ = _objectstore(url, "outputs")
     dest = os_.ObjectStoreDestination(url, dict(storage_options or {}))
     dest.remove_all()
     if files:

@@ -74,6 +74,7 @@ from pushgate.errors import (
     PushgateError,
 )
 from pushgate.manifest import FileEntry, Manifest, hash_stream, workers
+from pushgate.secrets import clean_url, remember_options, scrub
 from pushgate.source import SourceFile
 
 #: files a model server needs to start loading a version; copied last, deleted first
@@ -137,18 +138,6 @@ _BOOL_KEYS = {
 }
 _RETRY_KEYS = ("max_retries", "retry_timeout")
 _GCS_OWN_KEYS = {"base_url", "service_account_key", "service_account_path", "token"}
-_SECRET_KEY = re.compile(r"key|secret|token|password|sas|credential|signature", re.I)
-_SECRET_ENV = (
-    "AWS_SECRET_ACCESS_KEY",
-    "AWS_SESSION_TOKEN",
-    "AZURE_STORAGE_ACCOUNT_KEY",
-    "AZURE_STORAGE_KEY",
-    "AZURE_STORAGE_SAS_KEY",
-    "AZURE_STORAGE_TOKEN",
-    "AZURE_CLIENT_SECRET",
-    "GOOGLE_SERVICE_ACCOUNT_KEY",
-)
-
 # obstore (and the GCS store) raise the builtin FileNotFoundError for a missing object
 _NOT_FOUND = (NotFoundError, FileNotFoundError)
 _EXISTS = (AlreadyExistsError, PreconditionError, GcsPreconditionFailed)
@@ -242,22 +231,6 @@ def parse_azure_connection_string(text: str) -> dict[str, Any]:
     return cfg
 
 
-class Scrubber:
-    """Removes secret values (from options and the environment) from text shown to users."""
-
-    def __init__(self, values: Iterable[str]) -> None:
-        self.values = sorted({v for v in values if v and len(v) >= 4}, key=len, reverse=True)
-
-    def __call__(self, text: str) -> str:
-        for v in self.values:
-            text = text.replace(v, "***")
-        # signed URLs and SAS tokens carry their signature in the query string
-        text = re.sub(
-            r"([?&](?:sig|X-Amz-Signature|X-Goog-Signature|se|sv)=)[^&\s]+", r"\1***", text
-        )
-        return text
-
-
 def split_url(url: str) -> tuple[str, str, str]:
     """``(scheme, bucket, prefix)`` of an object-store URL; raises DestinationInputError."""
     head, sep, rest = url.partition("://")
@@ -275,19 +248,9 @@ def split_url(url: str) -> tuple[str, str, str]:
     return scheme, bucket, prefix.strip("/")
 
 
-def clean_url(url: str) -> str:
-    """The URL without a query string or user info (where credentials could hide)."""
-    head, sep, rest = url.partition("://")
-    rest = rest.split("?", 1)[0]
-    host, slash, path = rest.partition("/")
-    if "@" in host and head.lower() not in ("abfs", "abfss"):
-        host = host.rsplit("@", 1)[1]
-    return f"{head}{sep}{host}{slash}{path}".rstrip("/")
-
-
 def open_store(
     url: str, storage_options: Mapping[str, Any] | None = None
-) -> tuple[Store, str, Scrubber]:
+) -> tuple[Store, str, Callable[[str], str]]:
     """The store for the bucket of ``url``, the key prefix under it, and a scrubber.
 
     Credentials and endpoints come from each cloud's standard chain as obstore reads it
@@ -298,12 +261,11 @@ def open_store(
     """
     scheme, bucket, prefix = split_url(url)
     options = dict(storage_options or {})
-    secrets = [str(v) for k, v in options.items() if _SECRET_KEY.search(k)]
-    secrets += [os.environ[k] for k in _SECRET_ENV if os.environ.get(k)]
+    remember_options(options)
     if scheme == "memory":
         with _MEMORY_LOCK:
             memory = _MEMORY.setdefault(bucket, MemoryStore())
-        return Obstore(memory), prefix, Scrubber(secrets)
+        return Obstore(memory), prefix, scrub
     client: dict[str, Any] = {}
     config: dict[str, Any] = {}
     provider: Any = None
@@ -322,7 +284,6 @@ def open_store(
         conn = os.environ.get("AZURE_STORAGE_CONNECTION_STRING")
         if conn and "account_name" not in config and not config.get("use_emulator"):
             parsed = parse_azure_connection_string(conn)
-            secrets += [str(parsed[k]) for k in ("account_key", "sas_key") if k in parsed]
             config = {**parsed, **config}
         endpoint = str(config.get("endpoint", ""))
     else:
@@ -337,7 +298,6 @@ def open_store(
         client["allow_http"] = True
     client.setdefault("connect_timeout", "10s")
     client.setdefault("timeout", "120s")
-    scrub = Scrubber(secrets)
     store: Store
     try:
         if scheme == "gs":
@@ -431,10 +391,68 @@ class Obstore:
         obstore.delete(self.store, keys)
 
 
+_XML_FIELD = re.compile(r"<(Code|Message)>([^<]*)</\1>")
+_HTTP_STATUS = re.compile(r"status code: (\d{3}[^:]*)")
+#: in obstore's error when the AWS chain fell through to instance metadata (ECS, EC2)
+_NO_CREDENTIALS = ("169.254.169.254", "169.254.170.2", "/latest/api/token")
+_DENIED_CODES = (
+    "InvalidAccessKeyId",
+    "SignatureDoesNotMatch",
+    "AccessDenied",
+    "ExpiredToken",
+    "InvalidToken",
+    "AuthenticationFailed",
+    "AuthorizationFailure",
+    "AuthorizationPermissionMismatch",
+    "InvalidClientTokenId",
+)
+
+
 def _first_line(e: BaseException) -> str:
+    """A store error as one line: an S3/Azure XML error body becomes ``<status> <Code>:
+    <Message>`` (its request ids and the raw XML dropped)."""
     text = str(e).split("\n\nDebug source", 1)[0].strip()
+    fields = dict(_XML_FIELD.findall(text))
+    if fields:
+        status = _HTTP_STATUS.search(text)
+        head = f"HTTP {status.group(1).strip()}: " if status else ""
+        text = head + ": ".join(fields[k] for k in ("Code", "Message") if fields.get(k))
     text = re.sub(r"\s+", " ", text)
     return text if len(text) <= 500 else text[:500] + "…"
+
+
+def store_error(
+    e: BaseException, what: str, where: str, scrub: Callable[[str], str] = scrub
+) -> PushgateError:
+    """The pushgate error for a store's failure to do ``what`` at ``where``: one line, scrubbed,
+    saying what to do when it is the bucket, the credentials or the permissions."""
+    raw = str(e)
+    cause = scrub(_first_line(e))
+    if _missing_bucket(e):
+        return DestinationInputError(
+            f"{what} {where} failed: the bucket or container does not exist ({cause}); "
+            "create it first or fix the URL"
+        )
+    if where.startswith("s3://") and any(s in raw for s in _NO_CREDENTIALS):
+        return DestinationInputError(
+            f"{what} {where} failed: no AWS credentials were found. pushgate looks for them in "
+            "--storage-option access_key_id=.../secret_access_key=..., the environment "
+            "(AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, "
+            "AWS_WEB_IDENTITY_TOKEN_FILE), the profile files (AWS_PROFILE, ~/.aws/credentials, "
+            "~/.aws/config) and last the instance metadata service at 169.254.169.254, which "
+            f"gave none ({cause})"
+        )
+    if (
+        isinstance(e, _DENIED)
+        or " 401 " in raw
+        or " 403 " in raw
+        or any(c in raw for c in _DENIED_CODES)
+    ):
+        return DestinationInputError(
+            f"{what} {where} failed: access denied ({cause}); check the credentials in the "
+            "environment (AWS_*, GOOGLE_*, AZURE_*) or --storage-option"
+        )
+    return DestinationError(f"{what} {where} failed: {cause}")
 
 
 def _missing_bucket(e: BaseException) -> bool:
@@ -513,19 +531,7 @@ class ObjectStoreDestination(Destination):
         return f"{self.url}/{key[len(self.prefix) :]}" if key.startswith(self.prefix) else key
 
     def _error(self, e: BaseException, what: str, key: str) -> PushgateError:
-        cause = self.scrub(_first_line(e))
-        where = self._where(key)
-        if _missing_bucket(e):
-            return DestinationInputError(
-                f"{what} {where} failed: the bucket or container does not exist ({cause}); "
-                "create it first or fix the URL"
-            )
-        if isinstance(e, _DENIED):
-            return DestinationInputError(
-                f"{what} {where} failed: access denied ({cause}); check the credentials in the "
-                "environment (AWS_*, GOOGLE_*, AZURE_*) or --storage-option"
-            )
-        return DestinationError(f"{what} {where} failed: {cause}")
+        return store_error(e, what, self._where(key), self.scrub)
 
     def _list(self, rel_prefix: str) -> list[dict[str, Any]]:
         key = self._key(rel_prefix)
