@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
+import uuid
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -77,16 +77,24 @@ def properties_bytes(artifact_type: str, properties: dict[str, Any]) -> bytes:
     return (json.dumps(doc, indent=2, sort_keys=True) + "\n").encode()
 
 
+def atomic_write(path: Path, data: bytes) -> None:
+    """Replace ``path`` by a file holding ``data`` in one step (a temporary file beside it, then
+    a rename). The file's mode follows the umask, like any file a tool writes (``mkstemp``
+    would make it 0600 and hide it from the group that serves or reviews it)."""
+    tmp = path.with_name(f".tmp-{path.name}-{uuid.uuid4().hex[:12]}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o666)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
 def write_properties(directory: Path, artifact_type: str, properties: dict[str, Any]) -> Path:
     """Write (atomically) the properties file of an artifact directory; returns its path."""
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / PROPERTIES_FILE
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-artifact-")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(properties_bytes(artifact_type, properties))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, properties_bytes(artifact_type, properties))
     return path

@@ -13,14 +13,13 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from pushgate import thresholds as th
-from pushgate.artifact import utc_now
+from pushgate.artifact import atomic_write, utc_now
 from pushgate.blessing import BlessingKind, write_blessing
 from pushgate.errors import InputError, UsageError, ValidationError
 from pushgate.examples import ExampleSet, read_examples, to_jsonable
@@ -248,14 +247,7 @@ def evaluate(request: EvaluateRequest) -> EvaluationResult:
 
 
 def _write_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-report-")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, text.encode("utf-8"))
 
 
 def _write(result: EvaluationResult) -> None:

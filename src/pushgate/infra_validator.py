@@ -13,8 +13,11 @@ Push it with ``pushgate push --infra-blessing DIR`` and no ``--model``.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import shutil
+import subprocess
+import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +25,7 @@ from typing import Any
 
 from pushgate.artifact import utc_now
 from pushgate.blessing import BlessingKind, write_blessing
-from pushgate.errors import InputError, UsageError
+from pushgate.errors import InputError, MissingDependencyError, UsageError
 from pushgate.examples import read_examples, to_jsonable
 from pushgate.runtime import TENSORFLOW, Attempt, locate_model, run_worker
 from pushgate.runtime.warmup import ASSETS_EXTRA, MAX_WARMUP_RECORDS, WARMUP_FILE
@@ -122,10 +125,35 @@ def _check_request(request: InfraValidateRequest) -> None:
         )
 
 
+def _require_numpy(runtime: str, python: str | None) -> None:
+    """Refuse to run (no verdict written) when the runtime's Python lacks numpy, which every
+    worker needs: a missing runtime is not a verdict on the model."""
+    if python is None:
+        try:
+            found = importlib.util.find_spec("numpy") is not None
+        except ImportError:
+            found = False
+    else:
+        try:
+            probe = subprocess.run(
+                [python, "-c", "import numpy"], capture_output=True, timeout=60, check=False
+            )
+        except (OSError, subprocess.TimeoutExpired) as e:
+            raise InputError(f"cannot run --python {python}: {e}") from e
+        found = probe.returncode == 0
+    if not found:
+        where = f"--python {python}" if python else f"this Python ({sys.executable})"
+        raise MissingDependencyError(
+            f"infra-validate (numpy is not installed for {where})",
+            "tensorflow" if runtime == TENSORFLOW else "onnx",
+        )
+
+
 def infra_validate(request: InfraValidateRequest) -> InfraValidationResult:
     """Validate the model in its runtime and write the InfraBlessing."""
     _check_request(request)
     ref = locate_model(request.model)
+    _require_numpy(ref.runtime, request.python)
     if request.make_warmup and ref.runtime != TENSORFLOW:
         raise UsageError(
             f"--make-warmup writes TF Serving warmup requests; {ref.describe()} is not a SavedModel"

@@ -21,6 +21,7 @@ from typing import Any
 from pushgate.artifact import utc_now
 from pushgate.destination.base import Destination
 from pushgate.errors import DestinationError
+from pushgate.secrets import scrub_json
 
 RECORD_SCHEMA = "pushgate.record/v1"
 EVENT_SCHEMA = "pushgate.event/v1"
@@ -139,7 +140,8 @@ class Journal:
         """Append an audit event. ``flush=False`` skips the disk flush, for events that record
         that nothing changed (a crash may then lose the event, never a version or a record)."""
         at = utc_now()
-        doc = {"schema": EVENT_SCHEMA, "event": kind, "at": at, **who(), **fields}
+        # events carry free text (reasons, errors, hook output): no secret is written to them
+        doc = scrub_json({"schema": EVENT_SCHEMA, "event": kind, "at": at, **who(), **fields})
         stamp = at.replace(":", "").replace("-", "").replace(".", "")
         key = f"events/{stamp}-{uuid.uuid4().hex[:12]}.json"
         self.dest.write_meta(key, dumps(doc), durable=flush)

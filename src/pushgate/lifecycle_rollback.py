@@ -15,6 +15,7 @@ from typing import Any
 from pushgate import __version__
 from pushgate.artifact import utc_now
 from pushgate.errors import IntegrityError, UsageError, VersionConflictError
+from pushgate.hook import HOOK_TIMEOUT_S
 from pushgate.journal import RECORD_SCHEMA, Journal, VersionInfo, who
 from pushgate.lifecycle_common import check_version_arg, open_base, published_versions
 from pushgate.manifest import Manifest
@@ -85,6 +86,7 @@ def rollback(
     storage_options: Mapping[str, str] | None = None,
     progress: Progress | None = None,
     versioning: str | None = None,
+    hook_timeout: float = HOOK_TIMEOUT_S,
 ) -> RollbackResult:
     """Serve an earlier version again by publishing its exact bytes as a new highest version.
 
@@ -203,7 +205,7 @@ def rollback(
     if on_publish:
         from pushgate.hook import run_hook
 
-        result.hook = run_hook(on_publish, dest, result, manifest.digest, "rollback")
+        result.hook = run_hook(on_publish, dest, result, manifest.digest, "rollback", hook_timeout)
         if not result.hook["ok"]:
             result.warnings.append(
                 f"--on-publish hook failed at {dest.url}: {result.hook['error']}"

@@ -30,6 +30,7 @@ from pushgate.errors import (
     VersionConflictError,
 )
 from pushgate.gate import Decision, decide
+from pushgate.hook import HOOK_TIMEOUT_S
 from pushgate.journal import RECORD_SCHEMA, Journal, dumps, who
 from pushgate.manifest import Manifest, hash_file, hash_threads
 from pushgate.progress import Progress
@@ -63,6 +64,7 @@ class PushRequest:
     allow_duplicate: bool = False
     on_publish: str | None = None
     storage_options: Mapping[str, str] = field(default_factory=dict)
+    hook_timeout: float = HOOK_TIMEOUT_S
 
     def __post_init__(self) -> None:
         if isinstance(self.destinations, (str, Path)):
@@ -73,6 +75,8 @@ class PushRequest:
         check_policy(self.versioning)
         if self.force_reason is not None and not self.force_reason.strip():
             raise UsageError("--force-reason needs a non-empty reason; it is recorded")
+        if not self.hook_timeout > 0:
+            raise UsageError(f"--hook-timeout must be positive, got {self.hook_timeout}")
 
 
 @dataclass
@@ -315,7 +319,9 @@ class _Plan:
         if self.request.on_publish and not res.already_present:
             from pushgate.hook import run_hook
 
-            res.hook = run_hook(self.request.on_publish, dest, res, res.digest, "push")
+            res.hook = run_hook(
+                self.request.on_publish, dest, res, res.digest, "push", self.request.hook_timeout
+            )
         return res
 
     def _push(self, dest: Destination, res: DestinationResult) -> None:

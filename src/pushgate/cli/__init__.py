@@ -2,18 +2,24 @@
 
 Exit codes (one table, here): 0 done (including a deliberate "not pushed: not blessed");
 2 bad input or usage (``UsageError``, ``InputError``, ``MissingDependencyError``); 3 a verify
-mismatch (``IntegrityError``); 1 anything else. Tracebacks only with ``--traceback``.
+mismatch (``IntegrityError``); 1 anything else; 141 stdout was closed before everything was
+printed (``pushgate versions | head``). Tracebacks only with ``--traceback``. Every error goes
+out through :func:`fail`, scrubbed of secrets.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 
 from pushgate import __version__
 from pushgate.errors import PushgateError
+
+#: the exit code of a command whose reader went away (128 + SIGPIPE, as the shell reports it)
+EXIT_BROKEN_PIPE = 141
 
 #: subcommand modules under pushgate.cli; each has register(subparsers)
 COMMAND_MODULES = (
@@ -45,6 +51,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _parse(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace:
+    """Parse; an argument no parser knows is reported with the usage of its subcommand."""
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+        owner = sub.choices.get(getattr(args, "command", None) or "", parser)
+        owner.error(f"unrecognized arguments: {' '.join(extra)}")
+    return args
+
+
+def fail(message: str) -> None:
+    """The one place errors are printed: on stderr, scrubbed of secrets."""
+    from pushgate.secrets import scrub
+
+    print(f"pushgate: error: {scrub(message)}", file=sys.stderr)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -52,14 +75,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     traceback = "--traceback" in argv
     argv = [a for a in argv if a != "--traceback"]
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = _parse(parser, argv)
     try:
-        return int(args.handler(args))
+        code = int(args.handler(args))
+        sys.stdout.flush()  # a closed pipe shows here, not at exit
+        return code
+    except BrokenPipeError:
+        # the reader went away (| head): stop quietly, and keep Python's exit flush quiet too
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
     except PushgateError as e:
         if traceback:
             raise
-        print(f"pushgate: error: {e}", file=sys.stderr)
+        fail(str(e))
         return e.exit_code
     except KeyboardInterrupt:
         print("pushgate: interrupted", file=sys.stderr)
         return 130
+    except Exception as e:  # a bug: still no traceback unless asked, and never a secret
+        if traceback:
+            raise
+        fail(
+            f"internal error: {type(e).__name__}: {e} (this is a bug in pushgate; run again "
+            "with --traceback and report it)"
+        )
+        return 1

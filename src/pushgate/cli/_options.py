@@ -27,6 +27,32 @@ def add_base_argument(parser: Any) -> None:
     parser.add_argument("base", metavar="BASE", help="the destination's base directory or URL")
 
 
+def positive_seconds(text: str) -> float:
+    """An argparse type: a number of seconds above 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0 seconds, got {text}")
+    return value
+
+
+def add_hook_timeout(parser: Any) -> None:
+    from pushgate.hook import HOOK_TIMEOUT_S, OUTPUT_TAIL
+
+    parser.add_argument(
+        "--hook-timeout",
+        metavar="SECONDS",
+        type=positive_seconds,
+        default=HOOK_TIMEOUT_S,
+        help=f"how long the --on-publish hook may run before it is killed and counted as failed "
+        f"(default: {HOOK_TIMEOUT_S:g}); pushgate waits for the hook's own process, not for "
+        f"what it starts in the background; the last {OUTPUT_TAIL // 1024} KiB of its output "
+        "are kept",
+    )
+
+
 def add_no_progress(parser: Any) -> None:
     parser.add_argument("--no-progress", action="store_true", help="never draw a progress bar")
 

@@ -8,11 +8,13 @@ import sys
 from typing import Any, Protocol
 
 from pushgate.progress import Progress, TerminalProgress
+from pushgate.secrets import remember, remember_options, scrub, scrub_json
 
 
 def emit_json(doc: Any) -> None:
-    """Exactly one JSON document on stdout."""
-    json.dump(doc, sys.stdout, indent=2, sort_keys=False, default=str)
+    """Exactly one JSON document on stdout, scrubbed of secrets."""
+    doc = scrub_json(json.loads(json.dumps(doc, default=str)))
+    json.dump(doc, sys.stdout, indent=2, sort_keys=False)
     sys.stdout.write("\n")
 
 
@@ -37,7 +39,27 @@ def emit_verdict(result: ValidatorResult, as_json: bool) -> None:
 
 
 def warn(message: str) -> None:
-    print(f"pushgate: warning: {message}", file=sys.stderr)
+    print(f"pushgate: warning: {scrub(message)}", file=sys.stderr)
+
+
+#: how many lines of a failed hook's output are shown on the terminal
+HOOK_LINES_SHOWN = 40
+
+
+def show_hook_output(hook: dict[str, Any] | None, where: str) -> None:
+    """The tail of a failed ``--on-publish`` hook's output, on stderr (already scrubbed)."""
+    if not hook or hook.get("ok") or not hook.get("output", "").strip():
+        return
+    lines = hook["output"].rstrip("\n").splitlines()
+    shown = lines[-HOOK_LINES_SHOWN:]
+    more = (
+        f", last {len(shown)} of {len(lines)} lines kept; all in --json"
+        if len(shown) < len(lines)
+        else ""
+    )
+    print(f"pushgate: output of the --on-publish hook at {where}{more}:", file=sys.stderr)
+    for line in shown:
+        print(f"  | {line}", file=sys.stderr)
 
 
 def progress_for(enabled: bool = True) -> Progress:
@@ -71,9 +93,17 @@ def storage_options(args: Any) -> dict[str, str]:
     from pushgate.errors import UsageError
 
     out: dict[str, str] = {}
-    for item in getattr(args, "storage_option", []) or []:
+    items = getattr(args, "storage_option", []) or []
+    for item in items:
         key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise UsageError(f"--storage-option needs KEY=VALUE, got {item!r}")
+        if not sep or not key.strip():
+            remember([item, *item.split(":", 1)[1:]])  # a mistyped secret is still a secret
+            name = item.split(":", 1)[0] if ":" in item else ""
+            hint = f" (did you mean {name}=...?)" if name.isidentifier() else ""
+            raise UsageError(
+                f"--storage-option needs KEY=VALUE; one of them has no '='{hint}. Its value is "
+                "not shown, as it may be a secret"
+            )
         out[key.strip()] = value
+    remember_options(out)
     return out

@@ -46,6 +46,8 @@ def run(args: argparse.Namespace) -> int:
         status = "already there" if r.already_present else ("PUSHED" if r.pushed else "NOT PUSHED")
         print(f"- {name}: {status}" + (f" -> {r.destination}" if r.pushed else ""))
         print(f"    {r.reason}")
+        if r.pushed_model:
+            print(f"    PushedModel artifact written to {r.pushed_model}")
     print(f"\n$ pushgate versions {demo.base}")
     from pushgate.cli.versions import run as versions
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from pushgate.cli._options import add_destination_command, add_no_progress
-from pushgate.cli._output import emit_json, progress_for, storage_options, warn
+from pushgate.cli._options import add_destination_command, add_hook_timeout, add_no_progress
+from pushgate.cli._output import emit_json, progress_for, show_hook_output, storage_options, warn
 
 
 def _positive(text: str) -> int:
@@ -107,6 +107,7 @@ def _rollback_options(p: argparse.ArgumentParser) -> None:
         help="shell command run after the new version is published (env PUSHGATE_*, JSON on "
         "stdin); its failure is reported and recorded, never unpublishes",
     )
+    add_hook_timeout(p)
     p.add_argument("--dry-run", action="store_true", help="say what would be done; change nothing")
     add_no_progress(p)
 
@@ -176,6 +177,7 @@ def run_rollback(args: argparse.Namespace) -> int:
         storage_options=storage_options(args),
         progress=progress_for(not args.no_progress and not args.json),
         versioning=args.versioning,
+        hook_timeout=args.hook_timeout,
     )
     for w in result.warnings:
         warn(w)
@@ -195,6 +197,7 @@ def run_rollback(args: argparse.Namespace) -> int:
             f"{result.rollback_to}, was {result.rolled_back_from}"
         )
         print(f"digest: {result.digest}")
+        show_hook_output(result.hook, result.base)
     if result.reason:
         print(f"reason: {result.reason}")
     return 0

@@ -5,15 +5,17 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from pushgate.cli._options import add_no_progress
+from pushgate.cli._options import add_hook_timeout, add_no_progress
 from pushgate.cli._output import (
     add_json,
     add_storage_options,
     emit_json,
     progress_for,
+    show_hook_output,
     storage_options,
     warn,
 )
+from pushgate.secrets import scrub
 
 
 def register(sub: Any) -> None:
@@ -72,8 +74,10 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--on-publish",
         metavar="COMMAND",
-        help="shell command run after each publish (env PUSHGATE_*, JSON on stdin)",
+        help="shell command run after each publish (env PUSHGATE_*, JSON on stdin); its "
+        "failure is reported and recorded, never unpublishes",
     )
+    add_hook_timeout(p)
     add_no_progress(p)
     add_storage_options(p)
     add_json(p)
@@ -95,6 +99,7 @@ def run(args: argparse.Namespace) -> int:
         allow_duplicate=args.allow_duplicate,
         on_publish=args.on_publish,
         storage_options=storage_options(args),
+        hook_timeout=args.hook_timeout,
     )
     result = push(request, progress_for(not args.no_progress and not args.json))
     for w in result.warnings:
@@ -107,13 +112,14 @@ def run(args: argparse.Namespace) -> int:
             print("NOT PUSHED")
         for d in result.destinations:
             if d.error:
-                print(f"FAILED    {d.url}: {d.error}")
+                print(f"FAILED    {d.url}: {scrub(d.error)}")
             elif d.already_present:
                 print(f"UNCHANGED {d.destination} (version {d.version} already holds these bytes)")
             elif d.pushed:
                 print(f"PUSHED    {d.destination} (version {d.version})")
             for line in d.recovered:
                 print(f"          recovered: {line}")
+            show_hook_output(d.hook, d.url)
         print(f"reason:   {result.reason}")
         print(
             f"model:    {result.model}"
@@ -122,4 +128,6 @@ def run(args: argparse.Namespace) -> int:
         print(f"blessings: {verdicts}")
         if result.digest:
             print(f"digest:   {result.digest}")
+        if result.pushed_model:
+            print(f"pushed model artifact: {result.pushed_model}")
     return 1 if result.failed else 0
