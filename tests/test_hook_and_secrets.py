@@ -28,8 +28,17 @@ def test_a_hook_that_starts_a_background_process_does_not_hold_the_push(tmp_path
     try:
         start = time.monotonic()
         # 60 s: the old push waited for the background sleep's copy of the output pipe (120 s)
-        proc = cli("push", "--model", model, "--to", tmp_path / "s", "--on-publish", hook,
-                   "--json", timeout=60)  # fmt: skip
+        proc = cli(
+            "push",
+            "--model",
+            model,
+            "--to",
+            tmp_path / "s",
+            "--on-publish",
+            hook,
+            "--json",
+            timeout=60,
+        )
         took = time.monotonic() - start
     finally:
         with contextlib.suppress(OSError, ValueError):
@@ -48,8 +57,17 @@ def test_hook_timeout_is_an_option_and_a_hook_past_it_is_killed_and_recorded_fai
     marker = tmp_path / "survived"
     hook = f"echo going; sleep 30; touch {marker}"
     start = time.monotonic()
-    code, doc = cli_json("push", "--model", model, "--to", tmp_path / "s", "--on-publish", hook,
-                         "--hook-timeout", "1.5")  # fmt: skip
+    code, doc = cli_json(
+        "push",
+        "--model",
+        model,
+        "--to",
+        tmp_path / "s",
+        "--on-publish",
+        hook,
+        "--hook-timeout",
+        "1.5",
+    )
     assert code == 0 and doc["pushed"]
     assert time.monotonic() - start < 25
     result = doc["destinations"][0]["hook"]
@@ -66,8 +84,12 @@ def test_hook_timeout_is_an_option_and_a_hook_past_it_is_killed_and_recorded_fai
 def test_rollback_takes_the_hook_timeout_too(tmp_path: Path) -> None:
     base = tmp_path / "s"
     for seed in (1, 2):
-        assert cli("push", "--model", make_model_dir(tmp_path / f"m{seed}", seed=seed),
-                   "--to", base).returncode == 0  # fmt: skip
+        assert (
+            cli(
+                "push", "--model", make_model_dir(tmp_path / f"m{seed}", seed=seed), "--to", base
+            ).returncode
+            == 0
+        )
     code, doc = cli_json("rollback", base, "--on-publish", "sleep 30", "--hook-timeout", "1")
     assert code == 0, doc
     assert doc["hook"]["ok"] is False and "timed out after 1 s" in doc["hook"]["error"]
@@ -86,10 +108,26 @@ def test_hook_output_is_kept_as_a_bounded_tail_recorded_and_shown_on_failure(
         "sys.stderr.write(p.stderr)\n"
     )
     proc = subprocess.run(
-        [sys.executable, "-c", wrapper, sys.executable, "-m", "pushgate", "push",
-         "--model", str(model), "--to", str(tmp_path / "s"), "--on-publish", hook],
-        capture_output=True, text=True, timeout=300, env={**os.environ},
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-c",
+            wrapper,
+            sys.executable,
+            "-m",
+            "pushgate",
+            "push",
+            "--model",
+            str(model),
+            "--to",
+            str(tmp_path / "s"),
+            "--on-publish",
+            hook,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ},
+    )
     code, max_rss_kib = (int(v) for v in proc.stdout.split())
     assert code == 0
     assert max_rss_kib < 150 * 1024, f"{max_rss_kib / 1024:.0f} MiB"
@@ -102,8 +140,15 @@ def test_hook_output_is_kept_as_a_bounded_tail_recorded_and_shown_on_failure(
 
 
 def test_a_successful_hooks_output_is_kept(tmp_path: Path) -> None:
-    code, doc = cli_json("push", "--model", make_model_dir(tmp_path / "m"), "--to",
-                         tmp_path / "s", "--on-publish", "echo reloaded $PUSHGATE_VERSION")  # fmt: skip
+    code, doc = cli_json(
+        "push",
+        "--model",
+        make_model_dir(tmp_path / "m"),
+        "--to",
+        tmp_path / "s",
+        "--on-publish",
+        "echo reloaded $PUSHGATE_VERSION",
+    )
     assert code == 0
     version = doc["version"]
     assert doc["destinations"][0]["hook"]["output"] == f"reloaded {version}\n"
@@ -127,10 +172,18 @@ def test_a_failing_hooks_secrets_are_scrubbed_from_output_json_and_journal(
         'echo "conn=$AZURE_STORAGE_CONNECTION_STRING" >&2; exit 1'
     )
     model = make_model_dir(tmp_path / "m")
-    text = cli("push", "--model", model, "--to", tmp_path / "a", "--on-publish", hook,
-               env=SECRETS)  # fmt: skip
-    as_json = cli("push", "--model", model, "--to", tmp_path / "b", "--on-publish", hook,
-                  "--json", env=SECRETS)  # fmt: skip
+    text = cli("push", "--model", model, "--to", tmp_path / "a", "--on-publish", hook, env=SECRETS)
+    as_json = cli(
+        "push",
+        "--model",
+        model,
+        "--to",
+        tmp_path / "b",
+        "--on-publish",
+        hook,
+        "--json",
+        env=SECRETS,
+    )
     assert text.returncode == 0 and as_json.returncode == 0
     journal = "".join(
         p.read_text() for b in "ab" for p in (tmp_path / b / ".pushgate" / "events").iterdir()
@@ -143,8 +196,9 @@ def test_a_failing_hooks_secrets_are_scrubbed_from_output_json_and_journal(
 
 
 def test_a_mistyped_storage_option_never_echoes_its_value(tmp_path: Path) -> None:
-    proc = cli("versions", "s3://bucket/models", "--storage-option",
-               "secret_access_key:hunter2-but-longer")  # fmt: skip
+    proc = cli(
+        "versions", "s3://bucket/models", "--storage-option", "secret_access_key:hunter2-but-longer"
+    )
     assert proc.returncode == 2
     assert "hunter2" not in proc.stdout + proc.stderr
     assert "secret_access_key=" in proc.stderr  # the hint names the key, never the value
@@ -154,9 +208,12 @@ def test_the_scrubber_knows_the_environments_credential_variables() -> None:
     env = {
         **SECRETS,
         "GOOGLE_SERVICE_ACCOUNT_KEY": json.dumps(
-            {"type": "service_account", "private_key_id": "abcdef0123456789abcdef",
-             "private_key": "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEF\n-----END"}
-        ),  # fmt: skip
+            {
+                "type": "service_account",
+                "private_key_id": "abcdef0123456789abcdef",
+                "private_key": "-----BEGIN KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEF\n-----END",
+            }
+        ),
         "SERVICE_PASSWORD": "correct-horse-battery",
         "SHORT_TOKEN": "abc",  # too short to be a secret
         "SSL_KEY_FILE": "/etc/ssl/private/key.pem",  # a path to a secret, not one
