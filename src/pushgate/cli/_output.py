@@ -31,7 +31,7 @@ class ValidatorResult(Protocol):
 def emit_verdict(result: ValidatorResult, as_json: bool) -> None:
     """A validator's notes on stderr, then its result on stdout: one JSON line, or text."""
     for note in result.notes:
-        print(f"pushgate: {note}", file=sys.stderr)
+        print(f"pushgate: {scrub(note)}", file=sys.stderr)
     if as_json:
         print(json.dumps(result.to_json()))
     else:
