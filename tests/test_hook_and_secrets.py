@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 from conftest import cli, cli_json, make_model_dir
-from pushgate.secrets import MASK, Scrubber, environment_secrets
+from pushgate.secrets import MASK, Scrubber, environment_secrets, remember_options, scrub
 
 
 def _events(base: Path, kind: str) -> list[dict]:
@@ -233,3 +233,23 @@ def test_the_scrubber_knows_the_environments_credential_variables() -> None:
     text = "GET https://b.s3.amazonaws.com/k?X-Amz-Signature=deadbeef&x=1 pw=correct-horse-battery"
     assert scrub(text) == f"GET https://b.s3.amazonaws.com/k?X-Amz-Signature={MASK}&x=1 pw={MASK}"
     assert scrub("https://user:p4ssw0rd@host/x") == f"https://user:{MASK}@host/x"
+
+
+def test_every_storage_option_value_is_masked_but_plainly_public_ones() -> None:
+    remember_options(
+        {
+            "secret_access_key": "opt-secret-value-1",
+            "secret_acess_key": "opt-typo-key-value-2",  # a mistyped name is still a secret
+            "sas_key": "sv=2024&sig=opt-value-3",
+            "endpoint": "http://127.0.0.1:9000",
+            "region": "eu-west-3",
+            "allow_http": "true",
+        }
+    )
+    text = (
+        "endpoint http://127.0.0.1:9000 in eu-west-3 (allow_http=true): opt-secret-value-1 "
+        "opt-typo-key-value-2 sv=2024&sig=opt-value-3"
+    )
+    assert scrub(text) == (
+        f"endpoint http://127.0.0.1:9000 in eu-west-3 (allow_http=true): {MASK} {MASK} {MASK}"
+    )

@@ -47,7 +47,7 @@ KNOWN_SECRET_ENV = (
     "GOOGLE_OAUTH_ACCESS_TOKEN",
 )
 _SECRET_NAME = re.compile(
-    r"secret|token|passw|key|credential|sas|signature|connection_string|auth", re.I
+    r"secret|token|passw|key|credential|sas|signature|connection_string", re.I
 )
 #: names that say the value is a pointer to a secret, not the secret
 _POINTER_NAME = re.compile(r"(_FILE|_PATH|_DIR|_ID|_URL|_URI|_ENDPOINT|_HOST|_REGION)$", re.I)
@@ -57,7 +57,8 @@ _PLAIN_OPTION = re.compile(
     r"profile|allow_http|allow_invalid_certificates|.*timeout|max_retries|retry_.*|"
     r"use_.*|skip_signature|virtual_hosted_style_request|http[12]_only|user_agent|"
     r"proxy_url|randomize_addresses|unsigned_payload|disable_tagging|checksum.*|"
-    r"default_.*|imdsv1_fallback|conditional_put|copy_if_not_exists|s3_express)$",
+    r"default_.*|imdsv1_fallback|conditional_put|copy_if_not_exists|s3_express|.*_path|"
+    r".*_file)$",
     re.I,
 )
 _URL_QUERY_SECRET = re.compile(
@@ -67,6 +68,7 @@ _URL_QUERY_SECRET = re.compile(
 )
 _URL_USERINFO = re.compile(r"(\b[a-z][a-z0-9+.-]*://[^/\s:@]+:)[^@\s/]+@", re.I)
 
+_FLAG_VALUES = {"true", "false", "yes", "no", "on", "off", "none", "null"}
 _remembered: set[str] = set()
 _lock = threading.Lock()
 
@@ -78,11 +80,14 @@ def remember(values: Iterable[str]) -> None:
 
 
 def remember_options(options: Mapping[str, Any]) -> None:
-    """Mask the values of storage options, except those of keys known not to be secret."""
+    """Mask the values of storage options, except those of keys known not to be secret (and
+    flags: masking every ``true`` would garble messages)."""
     remember(
         str(v)
         for k, v in options.items()
-        if v is not None and (_SECRET_NAME.search(k) or not _PLAIN_OPTION.match(k.strip()))
+        if v is not None
+        and not _PLAIN_OPTION.match(str(k).strip())
+        and str(v).strip().lower() not in _FLAG_VALUES
     )
 
 
