@@ -85,7 +85,8 @@ def add_storage_options(parser: Any) -> None:
         default=[],
         metavar="KEY=VALUE",
         help="an object-store option (e.g. endpoint=http://127.0.0.1:9000, region=us-east-1); "
-        "repeatable; credentials are better left to the environment",
+        "repeatable; credentials are better left to the environment (values are shown as *** "
+        "in every message)",
     )
 
 
