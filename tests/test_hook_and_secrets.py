@@ -202,6 +202,14 @@ def test_a_mistyped_storage_option_never_echoes_its_value(tmp_path: Path) -> Non
     assert proc.returncode == 2
     assert "hunter2" not in proc.stdout + proc.stderr
     assert "secret_access_key=" in proc.stderr  # the hint names the key, never the value
+    # a mistyped option name: argparse would echo every argument it does not know
+    for typo in (
+        ["--storage-opton", "secret_access_key=hunter2-but-longer"],
+        ["--storage-opton=secret_access_key:hunter2-but-longer"],
+    ):
+        proc = cli("versions", tmp_path, *typo)
+        assert proc.returncode == 2 and "usage: pushgate versions" in proc.stderr
+        assert "hunter2" not in proc.stdout + proc.stderr and "--storage-opton" in proc.stderr
 
 
 def test_the_scrubber_knows_the_environments_credential_variables() -> None:

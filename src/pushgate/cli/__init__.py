@@ -12,12 +12,16 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import re
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from pushgate import __version__
 from pushgate.errors import PushgateError
 
+#: ``key=value``, ``key:value`` or ``--option=value`` (not ``s3://...``): the value is hidden
+_KEY_VALUE = re.compile(r"^(-*[A-Za-z_][\w.-]*(?:=|:(?!//))).+$", re.S)
 #: the exit code of a command whose reader went away (128 + SIGPIPE, as the shell reports it)
 EXIT_BROKEN_PIPE = 141
 
@@ -32,8 +36,18 @@ COMMAND_MODULES = (
 )
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse's parser, whose usage errors go through the scrubber like every other error
+    (subcommand parsers are made of the same class)."""
+
+    def error(self, message: str) -> NoReturn:
+        from pushgate.secrets import scrub
+
+        super().error(scrub(message))
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="pushgate",
         description="Push validated ML models into TF Serving / Triton version folders, safely.",
         epilog="Exit codes: 0 done (also 'not pushed: not blessed'), 1 failure, 2 bad input or "
@@ -57,7 +71,9 @@ def _parse(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespa
     if extra:
         sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
         owner = sub.choices.get(getattr(args, "command", None) or "", parser)
-        owner.error(f"unrecognized arguments: {' '.join(extra)}")
+        # a mistyped option's value may be a secret (--storage-opton secret_access_key=...)
+        shown = [_KEY_VALUE.sub(r"\1***", a) for a in extra]
+        owner.error(f"unrecognized arguments: {' '.join(shown)}")
     return args
 
 
