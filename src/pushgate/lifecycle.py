@@ -99,7 +99,7 @@ class VersionCheck:
             out.append("numeric directory with no pushgate record")
         if not self.exists:
             out.append("recorded but missing from the store")
-        out += [f"missing file: {p}" for p in self.missing]
+        out += [f"missing {'dir' if p.endswith('/') else 'file'}: {p}" for p in self.missing]
         out += [f"extra file: {p}" for p in self.extra]
         out += [f"changed file: {p}" for p in self.changed]
         out += self.errors
@@ -204,11 +204,13 @@ def verify(
             check.files, check.bytes = len(stored), sum(stored.values())
             continue
         try:
-            want = Manifest.from_json(rec["manifest"]).by_path()
+            manifest = Manifest.from_json(rec["manifest"])
         except (KeyError, TypeError, ValueError) as e:
             check.errors.append(f"its record has no readable manifest ({e!r})")
             continue
+        want = manifest.by_path()
         check.missing = sorted(set(want) - set(stored))
+        check.missing += [f"{d}/" for d in dest.missing_dirs(name, manifest.dirs)]
         check.extra = sorted(set(stored) - set(want))
         for rel in sorted(set(want) & set(stored)):
             entry = want[rel]

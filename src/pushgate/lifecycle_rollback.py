@@ -191,7 +191,13 @@ def rollback(
         }
 
     version, manifest = publish_to(
-        dest, files, request, progress, make_record, from_version=target.version
+        dest,
+        files,
+        request,
+        progress,
+        make_record,
+        from_version=target.version,
+        dirs=target_manifest.dirs,
     )
     result.version, result.destination = version, dest.version_url(version)
     journal.event(

@@ -1,8 +1,17 @@
-"""Manifests: the list of a version's files with size and sha256, and one digest over them.
+"""Manifests: the list of a version's files with size and sha256, its empty directories, and
+one digest over them.
 
 The digest is ``sha256:<hex>`` of the canonical text ``"<sha256> <size> <path>\\n"`` per file,
-sorted by path, so it changes with any byte, name or file added or removed, and two pushes of the
-same bytes have the same digest whatever the machine.
+sorted by path, then ``"dir <path>/\\n"`` per empty directory, sorted, so it changes with any byte,
+name, file or empty directory added or removed, and two pushes of the same tree have the same
+digest whatever the machine.
+
+Empty directories (``dirs``, TFX's ``assets/``) were not recorded by earlier builds; a record
+written by one has no ``dirs`` and reads as having none, which is what its version holds (those
+pushes dropped them). A tree without empty directories has the same digest as before, so old and
+new records of such a model compare equal. A model with an empty directory re-pushed over an old
+version of the same files is *not* identical to it (that version lacks the directory): it is
+published once more, now whole; every later re-push is recognised as unchanged.
 """
 
 from __future__ import annotations
@@ -36,19 +45,23 @@ class FileEntry:
 
 @dataclass(frozen=True)
 class Manifest:
-    """The files of a model version and their digest."""
+    """The files of a model version, its empty directories, and their digest."""
 
     files: tuple[FileEntry, ...]
+    #: directories holding nothing at all (no file, no directory), as paths without a slash
+    dirs: tuple[str, ...] = ()
 
     @classmethod
-    def of(cls, entries: Iterable[FileEntry]) -> Manifest:
-        return cls(tuple(sorted(entries, key=lambda e: e.path)))
+    def of(cls, entries: Iterable[FileEntry], dirs: Iterable[str] = ()) -> Manifest:
+        return cls(tuple(sorted(entries, key=lambda e: e.path)), tuple(sorted(set(dirs))))
 
     @property
     def digest(self) -> str:
         h = hashlib.sha256()
         for e in self.files:
             h.update(f"{e.sha256} {e.size} {e.path}\n".encode())
+        for d in self.dirs:  # no line for a tree without empty directories: old digests hold
+            h.update(f"dir {d}/\n".encode())
         return f"sha256:{h.hexdigest()}"
 
     @property
@@ -63,11 +76,25 @@ class Manifest:
             "digest": self.digest,
             "total_bytes": self.total_bytes,
             "files": [e.to_json() for e in self.files],
+            "dirs": list(self.dirs),
         }
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Manifest:
-        return cls.of(FileEntry(f["path"], int(f["size"]), f["sha256"]) for f in data["files"])
+        """Read a manifest; one without ``dirs`` (an earlier build's) has no empty directory."""
+        return cls.of(
+            (FileEntry(f["path"], int(f["size"]), f["sha256"]) for f in data["files"]),
+            (checked_rel(str(d)) for d in data.get("dirs") or ()),
+        )
+
+
+def checked_rel(path: str) -> str:
+    """``path`` when it is a safe relative path inside a version (no absolute path, no ``..``,
+    no empty or ``.`` part); ValueError otherwise. Paths read from records go through it."""
+    parts = path.split("/")
+    if not path or path.startswith("/") or any(p in ("", ".", "..") for p in parts):
+        raise ValueError(f"unsafe path in a manifest: {path!r}")
+    return path
 
 
 class Readable(Protocol):

@@ -9,7 +9,7 @@ When not pushed the directory holds no model files and ``pushed`` is 0.
 from __future__ import annotations
 
 import shutil
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,9 +23,12 @@ def write_pushed_model(
     files: list[SourceFile] | None,
     properties: dict[str, Any],
     storage_options: Mapping[str, Any] | None = None,
+    *,
+    dirs: Sequence[str] = (),
 ) -> str:
     """Write the PushedModel artifact at a path or URL (replacing an earlier one there); returns
-    where it is, as shown to users."""
+    where it is, as shown to users. The model's empty ``dirs`` are made on a filesystem (a
+    bucket has no empty directories)."""
     from pushgate.remote import is_url, write_tree_url
 
     if is_url(path):
@@ -45,5 +48,7 @@ def write_pushed_model(
         dst = path / f.rel
         dst.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(f.abspath, dst)
+    for d in dirs if files else ():
+        (path / d).mkdir(parents=True, exist_ok=True)
     write_properties(path, "PushedModel", properties)
     return str(path)

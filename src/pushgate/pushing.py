@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 import uuid
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
@@ -42,7 +42,7 @@ from pushgate.source import (
     STAMPED_MODEL,
     ModelSource,
     SourceFile,
-    list_files,
+    list_tree,
     resolve_model,
 )
 from pushgate.version import check_policy, next_version
@@ -65,6 +65,8 @@ class PushRequest:
     on_publish: str | None = None
     storage_options: Mapping[str, str] = field(default_factory=dict)
     hook_timeout: float = HOOK_TIMEOUT_S
+    #: publish a model directory that matches no known layout (recorded); never a blessing
+    any_model: bool = False
 
     def __post_init__(self) -> None:
         if isinstance(self.destinations, (str, Path)):
@@ -122,6 +124,8 @@ class PushResult:
     destinations: list[DestinationResult] = field(default_factory=list)
     pushed_model: str | None = None
     model_layout: str | None = None
+    model_kind: str | None = None
+    any_model: bool = False
 
     @property
     def version(self) -> str | None:
@@ -147,6 +151,8 @@ class PushResult:
             "reason": self.reason,
             "model": self.model,
             "model_layout": self.model_layout,
+            "model_kind": self.model_kind,
+            "any_model": self.any_model,
             "digest": self.digest,
             "blessings": {k: b.verdict.value for k, b in self.blessings.items()},
             "forced": self.forced,
@@ -161,8 +167,9 @@ class PushResult:
 class _SourceHashes:
     """sha256 of the source files, computed at most once per push and shared by destinations."""
 
-    def __init__(self, files: list[SourceFile], progress: Progress) -> None:
+    def __init__(self, files: list[SourceFile], dirs: Sequence[str], progress: Progress) -> None:
         self.files = files
+        self.dirs = tuple(dirs)
         self.progress = progress
         self._done: dict[str, str] = {}
         self._lock = threading.Lock()
@@ -170,7 +177,7 @@ class _SourceHashes:
     def matches(self, manifest: Manifest) -> bool:
         """True when the source is byte-identical to ``manifest``; stops at the first mismatch."""
         want = manifest.by_path()
-        if set(want) != {f.rel for f in self.files}:
+        if set(want) != {f.rel for f in self.files} or set(manifest.dirs) != set(self.dirs):
             return False
         if any(want[f.rel].size != f.size for f in self.files):
             return False
@@ -202,7 +209,8 @@ class _SourceHashes:
             return None
         from pushgate.manifest import FileEntry
 
-        return Manifest.of(FileEntry(f.rel, f.size, self._done[f.rel]) for f in self.files).digest
+        entries = (FileEntry(f.rel, f.size, self._done[f.rel]) for f in self.files)
+        return Manifest.of(entries, self.dirs).digest
 
 
 def _claim(journal: Journal, policy: str, token_suffix: str) -> tuple[str, str]:
@@ -243,6 +251,8 @@ def _record(
             "path": show(source.path),
             "layout": source.layout,
             "artifact": show(source.artifact),
+            "kind": source.kind,
+            "any_model": source.any_model,
         },
         "blessings": {k: b.to_json() for k, b in blessings.items()},
         "decision": {
@@ -266,6 +276,7 @@ def publish_to(
     make_record: Any,
     *,
     from_version: str | None = None,
+    dirs: Sequence[str] = (),
 ) -> tuple[str, Manifest]:
     """Claim, stage, publish: the crash-safe part shared by push and rollback."""
     journal = Journal(dest)
@@ -275,9 +286,9 @@ def publish_to(
         progress.start("pushing", total)
         try:
             if from_version is not None:
-                staged = dest.stage_from_version(from_version, token, progress.advance)
+                staged = dest.stage_from_version(from_version, token, progress.advance, dirs)
             else:
-                staged = dest.stage(files, token, progress.advance)
+                staged = dest.stage(files, token, progress.advance, dirs)
         finally:
             progress.finish()
         try:
@@ -295,6 +306,7 @@ class _Plan:
     request: PushRequest
     source: ModelSource
     files: list[SourceFile]
+    dirs: tuple[str, ...]
     decision: Decision
     blessings: dict[str, Blessing]
     progress: Progress
@@ -302,7 +314,7 @@ class _Plan:
     hashes: _SourceHashes = field(init=False)
 
     def __post_init__(self) -> None:
-        self.hashes = _SourceHashes(self.files, self.progress)
+        self.hashes = _SourceHashes(self.files, self.dirs, self.progress)
 
     def push_to(self, url: str) -> DestinationResult:
         """Push to one destination; with several, an error there is reported, not raised."""
@@ -368,7 +380,9 @@ class _Plan:
                 self.show,
             )
 
-        version, manifest = publish_to(dest, self.files, request, self.progress, make_record)
+        version, manifest = publish_to(
+            dest, self.files, request, self.progress, make_record, dirs=self.dirs
+        )
         res.pushed, res.version, res.digest = True, version, manifest.digest
         res.destination = dest.version_url(version)
         journal.event(
@@ -528,10 +542,12 @@ def _push(request: PushRequest, progress: Progress, inputs: _Inputs) -> PushResu
             "--infra-blessing",
             None if model_path is None else (*BlessingKind.INFRA.markers, PROPS),
         )
-    source, source_warnings = inputs.translated(lambda: resolve_model(model_path, infra_path))
+    source, source_warnings = inputs.translated(
+        lambda: resolve_model(model_path, infra_path, any_model=request.any_model)
+    )
     warnings += [inputs.translated_text(w) for w in source_warnings]
-    files = inputs.translated(lambda: list_files(source.path))
-    plan = _Plan(request, source, files, decision, blessings, progress, inputs.show)
+    tree = inputs.translated(lambda: list_tree(source.path))
+    plan = _Plan(request, source, tree.files, tree.dirs, decision, blessings, progress, inputs.show)
     results = [plan.push_to(url) for url in request.destinations]
     warnings += [
         f"--on-publish hook failed at {r.url}: {r.hook['error']}"
@@ -551,7 +567,9 @@ def _push(request: PushRequest, progress: Progress, inputs: _Inputs) -> PushResu
                 pushed_digest=digest,
                 pushed_destinations=[r.destination for r in results if r.pushed],
             )
-        pushed_model = write_pushed_model(pushed_model, files if pushed else None, props, options)
+        pushed_model = write_pushed_model(
+            pushed_model, files if pushed else None, props, options, dirs=tree.dirs
+        )
     reason = decision.reason
     if results and all(r.already_present for r in results):
         reason += f"; identical to version {results[0].version}, already published (nothing copied)"
@@ -570,4 +588,6 @@ def _push(request: PushRequest, progress: Progress, inputs: _Inputs) -> PushResu
         destinations=results,
         pushed_model=pushed_model,
         model_layout=source.layout,
+        model_kind=source.kind,
+        any_model=source.any_model,
     )

@@ -5,20 +5,26 @@ Accepted ``--model`` shapes, in the order they are tried:
 1. TFX Model artifact: ``<uri>/Format-Serving/`` (current TFX) or ``<uri>/serving_model_dir/``
    (older TFX). Inside either, the Estimator layout ``export/<exporter>/<timestamp>/`` is followed
    with TFX's rule: exactly one entry at each of those two levels, otherwise an error.
-2. A bare model directory: a SavedModel (``saved_model.pb``), a Triton version folder, anything.
+2. A bare model directory: a SavedModel (``saved_model.pb``), a Triton version folder...
 
-Without ``--model``, the InfraValidator's ``<infra_blessing>/stamped_model`` is used.
+Without ``--model``, the InfraValidator's ``<infra_blessing>/stamped_model`` is used. Whichever
+directory is found must hold a layout :mod:`pushgate.model_layout` knows (or ``any_model`` is
+given), and is never a blessing directory.
+
+:func:`list_tree` lists what is pushed: every regular file, and every empty directory (TFX's
+``assets/``), links inside the model followed as their content.
 """
 
 from __future__ import annotations
 
 import os
 import stat
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from pushgate.errors import DestinationError, InputError
 from pushgate.manifest import FileEntry
+from pushgate.model_layout import refuse_blessing, servable_kind
 
 FORMAT_SERVING = "Format-Serving"
 SERVING_MODEL_DIR = "serving_model_dir"
@@ -50,6 +56,8 @@ class ModelSource:
     path: Path
     layout: str  # "tfx-format-serving" | "tfx-serving-model-dir" | "tfx-estimator-export" | ...
     artifact: Path | None = None  # the Model artifact directory given, when a TFX layout
+    kind: str = ""  # the servable layout (model_layout.LAYOUTS), "unrecognised" with any_model
+    any_model: bool = False  # pushed with --any-model
 
     def describe(self) -> str:
         if self.artifact is not None and self.artifact != self.path:
@@ -77,8 +85,21 @@ def _follow_estimator_export(serving: Path) -> tuple[Path, bool]:
     return stamp, True
 
 
-def resolve_model(model: Path | None, infra_blessing: Path | None) -> tuple[ModelSource, list[str]]:
-    """Resolve the model directory; returns it and any warnings for the user."""
+def resolve_model(
+    model: Path | None, infra_blessing: Path | None, *, any_model: bool = False
+) -> tuple[ModelSource, list[str]]:
+    """Resolve the model directory; returns it and any warnings for the user.
+
+    The directory found must be a servable layout (:func:`~pushgate.model_layout.check_servable`)
+    unless ``any_model``; a blessing directory is refused either way.
+    """
+    source, warnings = _locate(model, infra_blessing)
+    what = "stamped model" if source.layout == "infra-stamped-model" else "model"
+    kind = servable_kind(source.path, what, any_model=any_model)
+    return replace(source, kind=kind, any_model=any_model), warnings
+
+
+def _locate(model: Path | None, infra_blessing: Path | None) -> tuple[ModelSource, list[str]]:
     warnings: list[str] = []
     if model is None:
         if infra_blessing is None:
@@ -101,6 +122,7 @@ def resolve_model(model: Path | None, infra_blessing: Path | None) -> tuple[Mode
             "which is ignored (as in TFX); drop --model to push the stamped model"
         )
     _check_model_dir(model, "model")
+    refuse_blessing(model, "--model")
     for name, layout in (
         (FORMAT_SERVING, "tfx-format-serving"),
         (SERVING_MODEL_DIR, "tfx-serving-model-dir"),
@@ -130,32 +152,55 @@ def _check_model_dir(path: Path, what: str) -> None:
         raise InputError(f"cannot read {what} directory {path}: {e.strerror}") from e
 
 
-def list_files(root: Path) -> list[SourceFile]:
-    """Every regular file under ``root``, sorted, following symlinks that stay inside ``root``.
+@dataclass(frozen=True)
+class ModelTree:
+    """What a push copies: the regular files, and the directories that hold nothing at all
+    (``assets/`` of a TFX model), as paths inside the model."""
 
-    A symlink that resolves outside the model, a dangling one, or a special file (FIFO, socket,
-    device) is refused: the pushed version must be self-contained.
+    files: list[SourceFile]
+    dirs: tuple[str, ...] = ()
+
+
+def list_files(root: Path) -> list[SourceFile]:
+    """The regular files of :func:`list_tree` (for copies that keep no empty directories)."""
+    return list_tree(root).files
+
+
+def list_tree(root: Path) -> ModelTree:
+    """Every regular file and empty directory under ``root``, sorted, following symlinks that
+    stay inside ``root``: a link to a file or a directory of the model is pushed as its content.
+
+    Refused with InputError, naming the entry: a symlink that resolves outside the model, a
+    dangling one, a link cycle (a link to a directory that contains it, or links that point at
+    each other), a special file (FIFO, socket, device). The pushed version must be
+    self-contained.
     """
     real_root = root.resolve()
     files: list[SourceFile] = []
-    seen_dirs: set[Path] = set()
+    empty: list[str] = []
 
-    def walk(directory: Path, rel: str) -> None:
-        real = directory.resolve()
-        if real in seen_dirs:
-            raise InputError(f"symlink loop inside the model at {directory}")
-        seen_dirs.add(real)
+    def walk(directory: Path, rel: str, ancestors: tuple[Path, ...]) -> None:
         try:
             entries = sorted(os.scandir(directory), key=lambda e: e.name)
         except OSError as e:
             raise InputError(f"cannot read {directory}: {e.strerror}") from e
+        if not entries and rel:
+            empty.append(rel.rstrip("/"))
         for entry in entries:
             path = Path(entry.path)
             child_rel = f"{rel}{entry.name}"
+            target: Path | None = None
             if entry.is_symlink():
-                target = path.resolve()
-                if not target.exists():
-                    raise InputError(f"dangling symlink inside the model: {path}")
+                try:
+                    target = path.resolve(strict=True)
+                except FileNotFoundError:
+                    raise InputError(f"dangling symlink inside the model: {path}") from None
+                except (RuntimeError, OSError):  # ELOOP: links that point at each other
+                    raise InputError(
+                        f"symlink cycle inside the model at {path}: it resolves through links "
+                        "that lead back to themselves; replace it by the file or directory "
+                        "it should be"
+                    ) from None
                 if target != real_root and real_root not in target.parents:
                     raise InputError(
                         f"symlink inside the model points outside it: {path} -> {target}; "
@@ -166,13 +211,20 @@ def list_files(root: Path) -> list[SourceFile]:
             except OSError as e:
                 raise InputError(f"cannot stat {path}: {e.strerror}") from e
             if stat.S_ISDIR(st.st_mode):
-                walk(path, child_rel + "/")
+                real = target if target is not None else ancestors[-1] / entry.name
+                if real in ancestors:
+                    raise InputError(
+                        f"symlink cycle inside the model: {path} -> {real} points at a "
+                        "directory that contains it, so the model would be endless; remove the "
+                        "link or point it at a sibling directory"
+                    )
+                walk(path, child_rel + "/", (*ancestors, real))
             elif stat.S_ISREG(st.st_mode):
                 files.append(SourceFile(child_rel, path, st.st_size))
             else:
                 raise InputError(f"not a regular file inside the model: {path}")
 
-    walk(root, "")
+    walk(root, "", (real_root,))
     if not files:
         raise InputError(f"model directory holds no files: {root}")
-    return files
+    return ModelTree(files, tuple(sorted(empty)))

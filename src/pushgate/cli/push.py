@@ -34,6 +34,12 @@ def register(sub: Any) -> None:
         "when the push goes ahead); default: <infra-blessing>/stamped_model",
     )
     p.add_argument(
+        "--any-model",
+        action="store_true",
+        help="push a model directory that matches no known layout (SavedModel, ONNX, Triton "
+        "version folder, TorchScript...; see the README); recorded. A blessing is still refused",
+    )
+    p.add_argument(
         "--model-blessing",
         metavar="PATH|URL",
         help="the Evaluator's ModelBlessing directory or URL (BLESSED / NOT_BLESSED)",
@@ -100,6 +106,7 @@ def run(args: argparse.Namespace) -> int:
         on_publish=args.on_publish,
         storage_options=storage_options(args),
         hook_timeout=args.hook_timeout,
+        any_model=args.any_model,
     )
     result = push(request, progress_for(not args.no_progress and not args.json))
     for w in result.warnings:
@@ -124,6 +131,8 @@ def run(args: argparse.Namespace) -> int:
         print(
             f"model:    {result.model}"
             + (f" [{result.model_layout}]" if result.model_layout else "")
+            + (f" ({result.model_kind})" if result.model_kind else "")
+            + (" --any-model" if result.any_model else "")
         )
         print(f"blessings: {verdicts}")
         if result.digest:

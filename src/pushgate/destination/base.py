@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import BinaryIO
@@ -61,6 +61,9 @@ class Destination(ABC):
     url: str
     #: True when reading its files costs CPU, not network round trips (a local disk)
     local: bool = False
+    #: True when the store can hold empty directories (a filesystem; buckets cannot: there the
+    #: manifest records them and nothing is written for them)
+    holds_empty_dirs: bool = False
 
     # -- versions -----------------------------------------------------------------------------
     @abstractmethod
@@ -78,6 +81,11 @@ class Destination(ABC):
     @abstractmethod
     def open_version_file(self, version: str, rel: str) -> BinaryIO:
         """A binary stream of one file of a version (for verify and downloads)."""
+
+    def missing_dirs(self, version: str, dirs: Sequence[str]) -> list[str]:
+        """Which of a version's recorded empty ``dirs`` are not directories on the store (none
+        where the store has no empty directories)."""
+        return []
 
     # -- meta (small documents under .pushgate/) ----------------------------------------------
     @abstractmethod
@@ -105,12 +113,26 @@ class Destination(ABC):
         """Raise DestinationInputError when BASE cannot be used (a file, read-only, no bucket)."""
 
     @abstractmethod
-    def stage(self, files: list[SourceFile], token: str, progress: ProgressFn | None) -> Staged:
-        """Copy the files under the staging area, durably, hashing while copying."""
+    def stage(
+        self,
+        files: list[SourceFile],
+        token: str,
+        progress: ProgressFn | None,
+        dirs: Sequence[str] = (),
+    ) -> Staged:
+        """Copy the files under the staging area, durably, hashing while copying; the empty
+        ``dirs`` are created where the store can hold them, and recorded in the manifest."""
 
     @abstractmethod
-    def stage_from_version(self, version: str, token: str, progress: ProgressFn | None) -> Staged:
-        """Stage an exact copy of an existing version (server-side where the store can)."""
+    def stage_from_version(
+        self,
+        version: str,
+        token: str,
+        progress: ProgressFn | None,
+        dirs: Sequence[str] = (),
+    ) -> Staged:
+        """Stage an exact copy of an existing version (server-side where the store can), with
+        the empty ``dirs`` its record lists."""
 
     @abstractmethod
     def publish(self, staged: Staged, version: str, record: bytes) -> None:

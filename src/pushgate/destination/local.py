@@ -23,7 +23,7 @@ import os
 import shutil
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
@@ -102,6 +102,7 @@ class LocalDestination(Destination):
     """A BASE directory on a local (or mounted, POSIX) filesystem."""
 
     local = True
+    holds_empty_dirs = True
 
     def __init__(self, base: Path | str) -> None:
         self.base = Path(base).expanduser().absolute()
@@ -131,6 +132,10 @@ class LocalDestination(Destination):
 
     def open_version_file(self, version: str, rel: str) -> BinaryIO:
         return open(self.base / version / rel, "rb")
+
+    def missing_dirs(self, version: str, dirs: Sequence[str]) -> list[str]:
+        root = self.base / version
+        return [d for d in dirs if not (root / d).is_dir() or (root / d).is_symlink()]
 
     def local_version_dir(self, version: str) -> Path:
         return self.base / version
@@ -270,9 +275,18 @@ class LocalDestination(Destination):
         return src.entry(size, h.hexdigest())
 
     def _copy_tree(
-        self, files: list[SourceFile], root: Path, progress: ProgressFn | None
+        self,
+        files: list[SourceFile],
+        root: Path,
+        progress: ProgressFn | None,
+        empty: Sequence[str] = (),
     ) -> Manifest:
         dirs = {root} | {(root / f.rel).parent for f in files}
+        for rel in empty:  # the model's empty directories and their parents, fsynced as the rest
+            d = root / rel
+            while d != root and d not in dirs:
+                dirs.add(d)
+                d = d.parent
         for d in sorted(dirs, key=lambda p: len(p.parts)):
             d.mkdir(parents=True, exist_ok=True)
         # Largest first, so the big variable shards start early and the pool ends together.
@@ -287,12 +301,18 @@ class LocalDestination(Destination):
             entries = list(pool.map(task, ordered))
         for d in sorted(dirs, key=lambda p: -len(p.parts)):
             fsync_dir(d)
-        return Manifest.of(entries)
+        return Manifest.of(entries, empty)
 
-    def stage(self, files: list[SourceFile], token: str, progress: ProgressFn | None) -> Staged:
+    def stage(
+        self,
+        files: list[SourceFile],
+        token: str,
+        progress: ProgressFn | None,
+        dirs: Sequence[str] = (),
+    ) -> Staged:
         root = self.meta / "staging" / token
         try:
-            manifest = self._copy_tree(files, root, progress)
+            manifest = self._copy_tree(files, root, progress, dirs)
         except OSError as e:
             self.discard(token)
             err = _wrap(e, "copying the model into", root)
@@ -307,13 +327,21 @@ class LocalDestination(Destination):
             raise
         return Staged(token, manifest)
 
-    def stage_from_version(self, version: str, token: str, progress: ProgressFn | None) -> Staged:
+    def stage_from_version(
+        self,
+        version: str,
+        token: str,
+        progress: ProgressFn | None,
+        dirs: Sequence[str] = (),
+    ) -> Staged:
         root = self.base / version
         files = [
             SourceFile(rel, root / rel, size)
             for rel, size in self.list_version_files(version).items()
         ]
-        return self.stage(files, token, progress)
+        # only the recorded empty directories the version still holds: one gone is damage, and
+        # the copy's digest then differs from the record's (the caller refuses to publish it)
+        return self.stage(files, token, progress, [d for d in dirs if (root / d).is_dir()])
 
     def publish(self, staged: Staged, version: str, record: bytes) -> None:
         src = self.meta / "staging" / staged.token

@@ -37,7 +37,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import PurePosixPath
@@ -748,7 +748,15 @@ class ObjectStoreDestination(Destination):
                 entries.append(fut.result())
         return entries
 
-    def stage(self, files: list[SourceFile], token: str, progress: ProgressFn | None) -> Staged:
+    def stage(
+        self,
+        files: list[SourceFile],
+        token: str,
+        progress: ProgressFn | None,
+        dirs: Sequence[str] = (),
+    ) -> Staged:
+        # A bucket has no empty directories: ``dirs`` are recorded in the manifest, not written
+        # (no marker objects; TF Serving and Triton do not need them).
         # Files too big for a server-side copy (S3: over 5 GiB) go straight to <v>/: the version
         # is visible for their upload instead of their copy, still without its entry files,
         # and unrecorded until the record lands, so recovery removes it after a crash.
@@ -761,9 +769,15 @@ class ObjectStoreDestination(Destination):
         except BaseException:
             self._clean_failed_stage(token, version)
             raise
-        return Staged(token, Manifest.of(entries))
+        return Staged(token, Manifest.of(entries, dirs))
 
-    def stage_from_version(self, version: str, token: str, progress: ProgressFn | None) -> Staged:
+    def stage_from_version(
+        self,
+        version: str,
+        token: str,
+        progress: ProgressFn | None,
+        dirs: Sequence[str] = (),
+    ) -> Staged:
         files = self.list_version_files(version)
         if not files:
             raise DestinationError(f"version {self.version_url(version)} holds no files")
@@ -805,7 +819,7 @@ class ObjectStoreDestination(Destination):
         except BaseException:
             self._clean_failed_stage(token, new_version)
             raise
-        return Staged(token, Manifest.of(entries))
+        return Staged(token, Manifest.of(entries, dirs))
 
     def _clean_failed_stage(self, token: str, version: str) -> None:
         """Best effort after a failed stage: the staging prefix, then whatever went straight
