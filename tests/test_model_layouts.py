@@ -15,11 +15,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import blessing, cli, cli_json, make_model_dir, numeric_dirs, tfx_model
-from servers import StoreURL
 
+from conftest import blessing, cli, cli_json, make_model_dir, numeric_dirs, tfx_model
 from pushgate.blessing import BlessingKind, write_blessing
 from pushgate.model_layout import LAYOUTS, UNRECOGNISED, check_servable, entry_file
+from servers import StoreURL
 
 # -- item 9: only servable layouts ---------------------------------------------------------------
 
@@ -123,8 +123,9 @@ def test_any_model_pushes_it_anyway_and_is_recorded(tmp_path: Path, case: str) -
 
 
 def test_a_servable_model_pushed_with_any_model_keeps_its_kind(tmp_path: Path) -> None:
-    code, out = cli_json("push", "--model", tfx_model(tmp_path / "m"), "--to", tmp_path / "s",
-                         "--any-model")  # fmt: skip
+    code, out = cli_json(
+        "push", "--model", tfx_model(tmp_path / "m"), "--to", tmp_path / "s", "--any-model"
+    )
     assert code == 0 and out["model_kind"] == "tf-saved-model" and out["any_model"] is True
 
 
@@ -191,9 +192,14 @@ def test_a_refused_push_does_not_look_at_the_model(tmp_path: Path) -> None:
     """The gate comes first: a NOT_BLESSED push of a non-model is 'not pushed', as before."""
     mb = blessing(tmp_path / "mb", "model", "not_blessed")
     code, out = cli_json(
-        "push", "--model", _custom_folder(tmp_path / "m"), "--model-blessing", mb,
-        "--to", tmp_path / "s",
-    )  # fmt: skip
+        "push",
+        "--model",
+        _custom_folder(tmp_path / "m"),
+        "--model-blessing",
+        mb,
+        "--to",
+        tmp_path / "s",
+    )
     assert code == 0 and out["pushed"] is False
 
 
@@ -207,8 +213,9 @@ def test_a_real_saved_model_keeps_its_empty_assets_and_loads_back(tmp_path: Path
     model = make_saved_model(trainer / "Format-Serving", seed=3)
     assert (model / "assets").is_dir() and not any((model / "assets").iterdir())  # TF's own
     base = tmp_path / "serving"
-    code, out = cli_json("push", "--model", trainer, "--to", base, "--pushed-model",
-                         tmp_path / "PushedModel")  # fmt: skip
+    code, out = cli_json(
+        "push", "--model", trainer, "--to", base, "--pushed-model", tmp_path / "PushedModel"
+    )
     assert code == 0 and out["model_kind"] == "tf-saved-model"
     version = base / out["version"]
     assert (version / "assets").is_dir() and not any((version / "assets").iterdir())
@@ -216,8 +223,9 @@ def test_a_real_saved_model_keeps_its_empty_assets_and_loads_back(tmp_path: Path
     manifest = _record(base, out["version"])["manifest"]
     assert manifest["dirs"] == ["assets"]
     x = np.array([[0.5, -1.0], [2.0, 0.25]], dtype=np.float32)
-    np.testing.assert_allclose(predict_saved_model(version, x), reference_predict(x, seed=3),
-                               rtol=1e-6)  # fmt: skip
+    np.testing.assert_allclose(
+        predict_saved_model(version, x), reference_predict(x, seed=3), rtol=1e-6
+    )
     # the same tree again is unchanged; the empty directory is part of what "the same" means
     code, again = cli_json("push", "--model", trainer, "--to", base)
     assert code == 0 and again["already_present"] and again["digest"] == out["digest"]
@@ -277,8 +285,15 @@ def test_a_local_rollback_keeps_the_empty_directories(tmp_path: Path) -> None:
     base = tmp_path / "s"
     first = _model_with_empty_dirs(tmp_path / "m1", seed=1)
     code, v1 = cli_json("push", "--model", first, "--to", base, "--versioning", "sequential")
-    code, _ = cli_json("push", "--model", make_model_dir(tmp_path / "m2", seed=2), "--to", base,
-                       "--versioning", "sequential")  # fmt: skip
+    code, _ = cli_json(
+        "push",
+        "--model",
+        make_model_dir(tmp_path / "m2", seed=2),
+        "--to",
+        base,
+        "--versioning",
+        "sequential",
+    )
     code, rb = cli_json("rollback", base)
     assert code == 0, rb
     assert (base / rb["version"] / "empty" / "deeper").is_dir()
@@ -297,8 +312,9 @@ def test_a_bucket_records_empty_directories_without_marker_objects(
     s = store_url("s3")
     env = s.subprocess_env()
     model = _model_with_empty_dirs(tmp_path / "m", seed=1)
-    code, out = cli_json("push", "--model", model, "--to", s.base, "--versioning", "sequential",
-                         env=env)  # fmt: skip
+    code, out = cli_json(
+        "push", "--model", model, "--to", s.base, "--versioning", "sequential", env=env
+    )
     assert code == 0, out
     dest = open_destination(s.base, s.options)
     record = Journal(dest).record(out["version"])
@@ -308,8 +324,16 @@ def test_a_bucket_records_empty_directories_without_marker_objects(
     assert cli("verify", s.base, env=env).returncode == 0
     code, again = cli_json("push", "--model", model, "--to", s.base, env=env)
     assert code == 0 and again["already_present"]
-    cli_json("push", "--model", make_model_dir(tmp_path / "m2", seed=2), "--to", s.base,
-             "--versioning", "sequential", env=env)  # fmt: skip
+    cli_json(
+        "push",
+        "--model",
+        make_model_dir(tmp_path / "m2", seed=2),
+        "--to",
+        s.base,
+        "--versioning",
+        "sequential",
+        env=env,
+    )
     code, rb = cli_json("rollback", s.base, env=env)  # the digest check holds with the dirs
     assert code == 0 and rb["digest"] == out["digest"], rb
 
