@@ -11,7 +11,7 @@ kind                   entry at the top of the version directory        served b
 ``onnx``               ``model.onnx`` (file, or Triton's directory)     Triton, ONNX Runtime servers
 ``triton-python``      ``model.py``                                     Triton Python backend
 ``triton-tensorrt``    ``model.plan``                                   Triton TensorRT backend
-``torchscript``        ``model.pt``, or another ``*.pt`` file           Triton PyTorch, TorchServe
+``torchscript``        ``model.pt``, or another ``*.pt`` file           Triton PyTorch (LibTorch)
 ``triton-savedmodel``  ``model.savedmodel/`` (a SavedModel inside)      Triton TensorFlow backend
 ``triton-graphdef``    ``model.graphdef``                               Triton TensorFlow backend
 ``triton-netdef``      ``model.netdef``                                 Triton Caffe2 (legacy)
