@@ -48,6 +48,7 @@ def _layout_dir(root: Path, entry: str) -> Path:
 
 CASES = [(layout.kind, name) for layout in LAYOUTS for name in layout.entries] + [
     ("torchscript", "resnet50_traced.pt"),
+    ("onnx", "classifier.onnx"),
 ]
 
 

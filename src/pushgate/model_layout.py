@@ -8,7 +8,8 @@ runtime. The table below is the one place that knows them (``push`` checks the m
 kind                   entry at the top of the version directory        served by
 =====================  ==============================================  ============================
 ``tf-saved-model``     ``saved_model.pb`` or ``saved_model.pbtxt``      TF Serving, Triton (TF)
-``onnx``               ``model.onnx`` (file, or Triton's directory)     Triton, ONNX Runtime servers
+``onnx``               ``model.onnx`` (file or Triton's directory), or  Triton, ONNX Runtime servers
+                       another ``*.onnx`` file
 ``triton-python``      ``model.py``                                     Triton Python backend
 ``triton-tensorrt``    ``model.plan``                                   Triton TensorRT backend
 ``torchscript``        ``model.pt``, or another ``*.pt`` file           Triton PyTorch (LibTorch)
@@ -64,7 +65,7 @@ class Layout:
 
 LAYOUTS: tuple[Layout, ...] = (
     Layout("tf-saved-model", ("saved_model.pb", "saved_model.pbtxt"), "", "TF SavedModel"),
-    Layout("onnx", ("model.onnx", "model.onnx/"), "", "ONNX"),
+    Layout("onnx", ("model.onnx", "model.onnx/"), ".onnx", "ONNX"),
     Layout("triton-python", ("model.py",), "", "Triton Python backend"),
     Layout("triton-tensorrt", ("model.plan",), "", "TensorRT"),
     Layout("torchscript", ("model.pt",), ".pt", "TorchScript"),

@@ -63,7 +63,8 @@ def locate_model(path: Path) -> ModelRef:
         if path.suffix.lower() == ".onnx":
             return ModelRef(path, ONNX, path)
         raise InputError(f"{path} is a file but not an .onnx model; give a SavedModel directory")
-    source, _warnings = resolve_model(path, None)
+    # the runtimes' own check follows (a blessing directory is still refused by resolve_model)
+    source, _warnings = resolve_model(path, None, any_model=True)
     d = source.path
     if (d / "saved_model.pb").exists() or (d / "saved_model.pbtxt").exists():
         return ModelRef(d, TENSORFLOW, path)
