@@ -307,6 +307,7 @@ def test_a_local_rollback_keeps_the_empty_directories(tmp_path: Path) -> None:
 def test_a_bucket_records_empty_directories_without_marker_objects(
     store_url: Callable[[str], StoreURL], tmp_path: Path
 ) -> None:
+    from pushgate.api import serving_version
     from pushgate.destination import open_destination
     from pushgate.journal import Journal
 
@@ -323,6 +324,8 @@ def test_a_bucket_records_empty_directories_without_marker_objects(
     stored = dest.list_version_files(out["version"])
     assert set(stored) == {f["path"] for f in record["manifest"]["files"]}  # no "dir/" objects
     assert cli("verify", s.base, env=env).returncode == 0
+    found = serving_version(s.base, s.options, into=tmp_path / "download")  # a local copy: whole
+    assert found is not None and (found[1] / "empty" / "deeper").is_dir()
     code, again = cli_json("push", "--model", model, "--to", s.base, env=env)
     assert code == 0 and again["already_present"]
     cli_json(

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from pushgate.destination import open_destination
 from pushgate.journal import Journal, VersionInfo
+from pushgate.manifest import Manifest
 from pushgate.progress import Progress
 from pushgate.pushing import PushRequest, PushResult
 from pushgate.pushing import push as _push
@@ -64,4 +65,7 @@ def serving_version(
         out.parent.mkdir(parents=True, exist_ok=True)
         with dest.open_version_file(newest.version, rel) as src, open(out, "wb") as f:
             shutil.copyfileobj(src, f, 4 * 2**20)
+    if newest.record:  # the empty directories a bucket records but cannot hold
+        for d in Manifest.from_json(newest.record["manifest"]).dirs:
+            (target / d).mkdir(parents=True, exist_ok=True)
     return newest.version, target
