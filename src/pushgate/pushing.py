@@ -489,7 +489,7 @@ def _model_description(request: PushRequest, inputs: _Inputs) -> str:
         artifact_path(request.infra_blessing) if request.infra_blessing is not None else None
     )
     try:
-        return str(resolve_model(model_path, infra_path)[0].path)
+        return str(resolve_model(model_path, infra_path, any_model=True)[0].path)
     except PushgateError:
         return str(model_path or (infra_path and infra_path / STAMPED_MODEL))
 
