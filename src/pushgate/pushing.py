@@ -530,6 +530,7 @@ def _push(request: PushRequest, progress: Progress, inputs: _Inputs) -> PushResu
             blessings=blessings,
             warnings=warnings,
             pushed_model=pushed_model,
+            any_model=request.any_model,
         )
 
     # of a TFX Model artifact, only the folder the push takes (not the TFMA evaluation copy)
