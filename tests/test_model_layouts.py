@@ -10,8 +10,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -24,16 +26,16 @@ from servers import StoreURL
 # -- item 9: only servable layouts ---------------------------------------------------------------
 
 
-def _record(base: Path, version: str) -> dict:  # type: ignore[type-arg]
+def _record(base: Path, version: str) -> dict[str, Any]:
     return json.loads((base / ".pushgate" / "records" / f"{version}.json").read_text())
 
 
-def _refused(proc: object, *names: str) -> None:
-    assert proc.returncode == 2, (proc.stdout, proc.stderr)  # type: ignore[attr-defined]
-    err: str = proc.stderr  # type: ignore[attr-defined]
-    assert "Traceback" not in err
+def _refused(proc: subprocess.CompletedProcess[str], *names: str) -> None:
+    """Exit 2, no traceback, and each of ``names`` in the message."""
+    assert proc.returncode == 2, (proc.stdout, proc.stderr)
+    assert "Traceback" not in proc.stderr
     for name in names:
-        assert name in err, err
+        assert name in proc.stderr, proc.stderr
 
 
 def _layout_dir(root: Path, entry: str) -> Path:
@@ -192,6 +194,7 @@ def test_a_not_servable_model_names_the_folder_one_level_down(tmp_path: Path) ->
 def test_a_refused_push_does_not_look_at_the_model(tmp_path: Path) -> None:
     """The gate comes first: a NOT_BLESSED push of a non-model is 'not pushed', as before."""
     mb = blessing(tmp_path / "mb", "model", "not_blessed")
+    assert mb is not None
     code, out = cli_json(
         "push",
         "--model",
