@@ -307,6 +307,24 @@ def test_a_local_rollback_keeps_the_empty_directories(tmp_path: Path) -> None:
     assert cli("verify", base).returncode == 0
 
 
+@pytest.mark.parametrize("bad", ["../../escaped", "/tmp/escaped", "assets/../../escaped"])
+def test_an_unsafe_directory_in_a_record_is_never_used(tmp_path: Path, bad: str) -> None:
+    base = tmp_path / "serving" / "s"
+    seq = ("--versioning", "sequential")
+    _, v1 = cli_json("push", "--model", make_model_dir(tmp_path / "m1", seed=1), "--to", base, *seq)
+    cli_json("push", "--model", make_model_dir(tmp_path / "m2", seed=2), "--to", base, *seq)
+    record_path = base / ".pushgate" / "records" / f"{v1['version']}.json"
+    record = json.loads(record_path.read_text())
+    record["manifest"]["dirs"] = [bad]  # a planted record
+    record_path.write_text(json.dumps(record))
+    proc = cli("verify", base)
+    assert proc.returncode == 3 and "unsafe path" in proc.stdout, (proc.stdout, proc.stderr)
+    proc = cli("rollback", base, "--to", v1["version"])
+    assert proc.returncode == 3 and "unsafe path" in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "serving" / "escaped").exists() and not Path("/tmp/escaped").exists()
+    assert numeric_dirs(base) == ["1", "2"]
+
+
 def test_a_bucket_records_empty_directories_without_marker_objects(
     store_url: Callable[[str], StoreURL], tmp_path: Path
 ) -> None:

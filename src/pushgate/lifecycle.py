@@ -205,7 +205,7 @@ def verify(
             continue
         try:
             manifest = Manifest.from_json(rec["manifest"])
-        except (KeyError, TypeError, ValueError) as e:
+        except (KeyError, TypeError, ValueError, PushgateError) as e:
             check.errors.append(f"its record has no readable manifest ({e!r})")
             continue
         want = manifest.by_path()

@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from pushgate.errors import IntegrityError
+
 #: read size for copying (read + hash + write)
 CHUNK = 4 * 1024 * 1024
 #: read size for hashing alone: a buffer that stays in the core's L2 cache between the kernel's
@@ -90,10 +92,13 @@ class Manifest:
 
 def checked_rel(path: str) -> str:
     """``path`` when it is a safe relative path inside a version (no absolute path, no ``..``,
-    no empty or ``.`` part); ValueError otherwise. Paths read from records go through it."""
+    no empty or ``.`` part); IntegrityError otherwise. Paths read from records go through it."""
     parts = path.split("/")
     if not path or path.startswith("/") or any(p in ("", ".", "..") for p in parts):
-        raise ValueError(f"unsafe path in a manifest: {path!r}")
+        raise IntegrityError(
+            f"a manifest lists the unsafe path {path!r} (absolute, empty or with '..'); the "
+            "record was edited or damaged, and nothing is done with that path"
+        )
     return path
 
 
