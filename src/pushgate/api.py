@@ -11,27 +11,69 @@ import shutil
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pushgate.destination import open_destination
+from pushgate.errors import UsageError
 from pushgate.journal import Journal, VersionInfo
 from pushgate.manifest import Manifest
 from pushgate.progress import Progress
 from pushgate.pushing import PushRequest, PushResult
 from pushgate.pushing import push as _push
 
+if TYPE_CHECKING:
+    from pushgate.serving import ServeRequest
+
 __all__ = ["PushRequest", "PushResult", "push", "serving_version", "versions"]
 
 
 def push(
-    request: PushRequest | None = None, progress: Progress | None = None, **kwargs: object
+    request: PushRequest | None = None,
+    progress: Progress | None = None,
+    serve: ServeRequest | None = None,
+    **kwargs: object,
 ) -> PushResult:
-    """Push a model; takes a :class:`PushRequest` or its fields as keyword arguments."""
+    """Push a model; takes a :class:`PushRequest` or its fields as keyword arguments.
+
+    With ``serve`` (:class:`pushgate.serving.ServeRequest`), each server must answer before
+    anything is published, and each newly published version must become ready there (see
+    :func:`pushgate.serving.confirm`): ``result.serve`` holds the reports, ``result.failed`` is
+    True when a version did not serve (and was withdrawn, unless ``on_unhealthy="keep"``).
+    """
     if request is None:
         to = kwargs.pop("to", None)
         if to is not None and "destinations" not in kwargs:
             kwargs["destinations"] = (to,) if isinstance(to, (str, Path)) else tuple(to)  # type: ignore[arg-type]
         request = PushRequest(**kwargs)  # type: ignore[arg-type]
-    return _push(request, progress)
+    if serve is None or not serve.servers:
+        return _push(request, progress)
+    from pushgate.serving import confirm, probe
+
+    if len(request.destinations) != 1:
+        raise UsageError(
+            "--serve checks the version published at one --to BASE: push to one destination "
+            "per command when servers are checked"
+        )
+    smoke = serve.smoke_doc()
+    probe(serve)  # a server that does not answer fails the push before anything is published
+    result = _push(request, progress)
+    for d in result.destinations:
+        if not d.pushed or d.version is None:
+            continue
+        dest = open_destination(d.url, request.storage_options)
+        record = Journal(dest).record(d.version) or {}
+        result.serve.append(
+            confirm(
+                dest,
+                d.version,
+                serve,
+                previous=record.get("previous_newest"),
+                action="push",
+                withdrawable=not d.already_present,
+                smoke=smoke,
+            )
+        )
+    return result
 
 
 def versions(

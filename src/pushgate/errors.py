@@ -10,6 +10,7 @@
     ├── DestinationError               exit 1: the store failed while we worked on it
     │   ├── VersionConflictError       exit 1: could not claim a version number
     │   └── StorageFullError           exit 1: no space left; partial staging was removed
+    ├── ServingError                   exit 1: a model server did not answer, or not as asked
     ├── IntegrityError                 exit 3: verify found a mismatch
     └── ValidationError                exit 1: evaluate / infra-validate could not run
 
@@ -60,6 +61,10 @@ class VersionConflictError(DestinationError):
 
 class StorageFullError(DestinationError):
     """The destination ran out of space; the partial staging copy was removed."""
+
+
+class ServingError(PushgateError):
+    """A model server (``--serve``) could not be reached or answered with an error."""
 
 
 class IntegrityError(PushgateError):

@@ -161,10 +161,15 @@ class Journal:
         on_store = set(self.dest.numeric_children())
         records = self.records()
         removed: set[Any] = set()
+        withdrawn: set[str] = set()
         if set(records) - on_store:  # only then do the events matter: why is one gone?
             prunes = [e for e in self.events() if e.get("event") == "prune"]
             removed = {e.get("version") for e in prunes} | {
                 v for e in prunes for v in e.get("removed", [])
+            }
+            withdrawn = {
+                k.rsplit("/", 1)[-1].removesuffix(".json")
+                for k in self.dest.list_meta("withdrawn/")
             }
         pins = self.pins()
         infos: list[VersionInfo] = []
@@ -174,7 +179,11 @@ class Journal:
                 info.notes.append("no pushgate record: not published by pushgate, or unfinished")
             if not info.exists and info.recorded:
                 info.notes.append(
-                    "pruned" if name in removed else "recorded but missing from the store"
+                    "withdrawn: it did not serve (pushgate history BASE says why)"
+                    if name in withdrawn
+                    else "pruned"
+                    if name in removed
+                    else "recorded but missing from the store"
                 )
             if name.startswith("0") and name != "0":
                 info.notes.append("zero-padded name: Triton ignores it")

@@ -61,11 +61,13 @@ __all__ = [
 
 
 def _removed_versions(events: list[dict[str, Any]]) -> set[str]:
-    """Versions that a prune removed on purpose (their records are kept)."""
+    """Versions that a prune removed, or ``--serve`` withdrew, on purpose (records are kept)."""
     out: set[str] = set()
     for e in events:
         if e.get("event") == "prune":
             out.update(str(v) for v in e.get("removed", []) or [])
+        elif e.get("event") == "withdraw" and e.get("version"):
+            out.add(str(e["version"]))
     return out
 
 
@@ -170,7 +172,8 @@ def verify(
         version = check_version_arg(version)
         if version in removed:
             raise UsageError(
-                f"version {version} at {dest.url} was removed by prune; nothing to verify"
+                f"version {version} at {dest.url} was removed by prune or withdrawn; "
+                "nothing to verify"
             )
         if version not in on_store and version not in records:
             raise UsageError(

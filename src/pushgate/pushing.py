@@ -126,6 +126,8 @@ class PushResult:
     model_layout: str | None = None
     model_kind: str | None = None
     any_model: bool = False
+    #: ``--serve`` checks (:class:`pushgate.serving.ServeReport`), one per pushed destination
+    serve: list[Any] = field(default_factory=list)
 
     @property
     def version(self) -> str | None:
@@ -141,7 +143,7 @@ class PushResult:
 
     @property
     def failed(self) -> bool:
-        return any(d.error for d in self.destinations)
+        return any(d.error for d in self.destinations) or any(not s.healthy for s in self.serve)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -161,6 +163,7 @@ class PushResult:
             "destinations": [d.to_json() for d in self.destinations],
             "pushed_model": self.pushed_model,
             "warnings": self.warnings,
+            **({"serve": [s.to_json() for s in self.serve]} if self.serve else {}),
         }
 
 

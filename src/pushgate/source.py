@@ -23,6 +23,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from pushgate.errors import DestinationError, InputError
+from pushgate.layout import SERVER_WRITTEN_DIRS
 from pushgate.manifest import FileEntry
 from pushgate.model_layout import refuse_blessing, servable_kind
 
@@ -211,6 +212,8 @@ def list_tree(root: Path) -> ModelTree:
             except OSError as e:
                 raise InputError(f"cannot stat {path}: {e.strerror}") from e
             if stat.S_ISDIR(st.st_mode):
+                if entry.name in SERVER_WRITTEN_DIRS:  # a server's cache, not the model
+                    continue
                 real = target if target is not None else ancestors[-1] / entry.name
                 if real in ancestors:
                     raise InputError(

@@ -7,6 +7,7 @@ from typing import Any
 
 from pushgate.cli._options import add_destination_command, add_hook_timeout, add_no_progress
 from pushgate.cli._output import emit_json, progress_for, show_hook_output, storage_options, warn
+from pushgate.cli._serve import add_serve_options, print_reports, serve_request
 
 
 def _positive(text: str) -> int:
@@ -109,6 +110,7 @@ def _rollback_options(p: argparse.ArgumentParser) -> None:
     )
     add_hook_timeout(p)
     p.add_argument("--dry-run", action="store_true", help="say what would be done; change nothing")
+    add_serve_options(p)
     add_no_progress(p)
 
 
@@ -168,6 +170,12 @@ def run_verify(args: argparse.Namespace) -> int:
 def run_rollback(args: argparse.Namespace) -> int:
     from pushgate.lifecycle import rollback
 
+    serve, smoke = serve_request(args), None
+    if serve is not None and not args.dry_run:
+        from pushgate.serving import probe
+
+        smoke = serve.smoke_doc()
+        probe(serve)  # before anything is published
     result = rollback(
         args.base,
         to=args.to_version,
@@ -181,9 +189,23 @@ def run_rollback(args: argparse.Namespace) -> int:
     )
     for w in result.warnings:
         warn(w)
+    report = None
+    if serve is not None and result.version is not None:
+        from pushgate.serving import confirm_published
+
+        report = confirm_published(
+            result.base,
+            result.version,
+            serve,
+            previous=result.rolled_back_from,
+            action="rollback",
+            storage_options=storage_options(args),
+            smoke=smoke,
+        )
+    status = 1 if report is not None and not report.healthy else 0
     if args.json:
-        emit_json(result.to_json())
-        return 0
+        emit_json({**result.to_json(), **({"serve": [report.to_json()]} if report else {})})
+        return status
     for line in result.recovered:
         print(f"recovered: {line}")
     if result.dry_run:
@@ -200,7 +222,8 @@ def run_rollback(args: argparse.Namespace) -> int:
         show_hook_output(result.hook, result.base)
     if result.reason:
         print(f"reason: {result.reason}")
-    return 0
+    print_reports([report] if report else [])
+    return status
 
 
 def run_prune(args: argparse.Namespace) -> int:

@@ -15,6 +15,7 @@ from pushgate.cli._output import (
     storage_options,
     warn,
 )
+from pushgate.cli._serve import add_serve_options, print_reports, serve_request
 from pushgate.secrets import scrub
 
 
@@ -84,6 +85,7 @@ def register(sub: Any) -> None:
         "failure is reported and recorded, never unpublishes",
     )
     add_hook_timeout(p)
+    add_serve_options(p)
     add_no_progress(p)
     add_storage_options(p)
     add_json(p)
@@ -108,7 +110,9 @@ def run(args: argparse.Namespace) -> int:
         hook_timeout=args.hook_timeout,
         any_model=args.any_model,
     )
-    result = push(request, progress_for(not args.no_progress and not args.json))
+    result = push(
+        request, progress_for(not args.no_progress and not args.json), serve_request(args)
+    )
     for w in result.warnings:
         warn(w)
     if args.json:
@@ -139,4 +143,5 @@ def run(args: argparse.Namespace) -> int:
             print(f"digest:   {result.digest}")
         if result.pushed_model:
             print(f"pushed model artifact: {result.pushed_model}")
+        print_reports(result.serve)
     return 1 if result.failed else 0

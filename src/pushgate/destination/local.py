@@ -38,6 +38,7 @@ from pushgate.destination.base import (
     token_version,
 )
 from pushgate.errors import DestinationError, DestinationInputError, StorageFullError
+from pushgate.layout import is_server_written
 from pushgate.manifest import CHUNK, FileEntry, Manifest, workers
 from pushgate.source import SourceFile
 
@@ -127,7 +128,9 @@ class LocalDestination(Destination):
         for dirpath, _dirs, names in os.walk(root):
             for name in names:
                 p = Path(dirpath) / name
-                out[p.relative_to(root).as_posix()] = p.stat().st_size
+                rel = p.relative_to(root).as_posix()
+                if not is_server_written(rel):  # a server's own cache (see pushgate.layout)
+                    out[rel] = p.stat().st_size
         return out
 
     def open_version_file(self, version: str, rel: str) -> BinaryIO:

@@ -73,6 +73,7 @@ from pushgate.errors import (
     MissingDependencyError,
     PushgateError,
 )
+from pushgate.layout import is_server_written
 from pushgate.manifest import FileEntry, Manifest, hash_stream, workers
 from pushgate.secrets import clean_url, remember_options, scrub
 from pushgate.source import SourceFile
@@ -587,7 +588,8 @@ class ObjectStoreDestination(Destination):
 
     def list_version_files(self, version: str) -> dict[str, int]:
         root = self._key(f"{version}/")
-        return {m["path"][len(root) :]: int(m["size"]) for m in self._list(f"{version}/")}
+        found = {m["path"][len(root) :]: int(m["size"]) for m in self._list(f"{version}/")}
+        return {rel: n for rel, n in found.items() if not is_server_written(rel)}
 
     def open_version_file(self, version: str, rel: str) -> BinaryIO:
         return self._open(self._key(f"{version}/{rel}"))
