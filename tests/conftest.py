@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from servers import *  # noqa: F403  (real S3 / GCS / Azure servers, session fixtures)
+from triton_server import triton  # noqa: F401  (real tritonserver processes, per test)
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -169,7 +169,7 @@ class Journal:
             }
             withdrawn = {
                 k.rsplit("/", 1)[-1].removesuffix(".json")
-                for k in self.dest.list_meta("withdrawn/")
+                for k in self.dest.list_meta("withdrawals/")
             }
         pins = self.pins()
         infos: list[VersionInfo] = []

@@ -5,7 +5,7 @@ Locally the version directory is renamed, in one atomic step, to
 bytes stay for a post-mortem, and the servers see the version vanish whole, as for a prune. On an
 object store there is no rename: ``remove_version`` deletes its objects in the order the
 destination uses for removals (see :mod:`pushgate.destination.objectstore`); the record keeps the
-manifest. Then ``.pushgate/withdrawn/<v>.json`` and a ``withdraw`` event are written: the move
+manifest. Then ``.pushgate/withdrawals/<v>.json`` and a ``withdraw`` event are written: the move
 comes first, so a crash between the two leaves a version that is out of sight and "recorded but
 missing", never one that is served while the journal says it is withdrawn.
 
@@ -25,7 +25,7 @@ from pushgate.destination.base import Destination
 from pushgate.errors import DestinationError
 from pushgate.journal import EVENT_SCHEMA, Journal, dumps, who
 
-WITHDRAWN = "withdrawn/"
+WITHDRAWN = "withdrawals/"
 
 
 def withdraw_version(

@@ -43,6 +43,7 @@ __all__ = [
     "triton",
     "triton_model_dir",
     "triton_venv",
+    "write_config",
 ]
 
 CONFIG_PBTXT = """\
