@@ -193,3 +193,28 @@ def test_malformed_serve_urls_are_usage_errors(tmp_path: Path) -> None:
     proc = cli("push", "--model", model, "--to", base, "--smoke-request", tmp_path / "x.json")
     assert proc.returncode == 2 and "--serve" in proc.stderr
     assert not any(p.name.isdigit() for p in base.iterdir())
+
+
+def test_what_triton_writes_into_a_version_is_no_damage(tmp_path: Path, triton: Any) -> None:
+    """Triton's Python backend writes ``__pycache__/`` into the versions it loads: verify must
+    not call them damaged, and rollback must not refuse them (both did before)."""
+    repo, base = repository(tmp_path)
+    assert push(base, triton_model_dir(tmp_path / "m1", 2.0))[0] == 0
+    server = triton(repo, mode="poll")
+    server.wait(lambda: server.version_ready("m", "1"), 60, "version 1 ready")
+    assert push(base, triton_model_dir(tmp_path / "m2", 3.0))[0] == 0
+    server.wait(lambda: server.version_ready("m", "2"), 60, "version 2 ready")
+    assert (base / "1" / "__pycache__").is_dir() and (base / "2" / "__pycache__").is_dir()
+    proc = cli("verify", base)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    rc, doc = cli_json("rollback", base)
+    assert rc == 0 and doc["version"] == "3", doc
+    assert not (base / "3" / "__pycache__").exists() or server.version_ready("m", "3")
+    server.wait(lambda: server.infer("m") == 2.0, 30, "version 3 (= 1) answers")
+    # a model directory holding a __pycache__ of its own pushes without it
+    m4 = triton_model_dir(tmp_path / "m4", 4.0)
+    (m4 / "__pycache__").mkdir()
+    (m4 / "__pycache__" / "model.cpython-311.pyc").write_bytes(b"stale bytecode")
+    rc, doc = push(base, m4)
+    assert rc == 0 and doc["version"] == "4", doc
+    assert cli("verify", base).returncode == 0
