@@ -196,7 +196,7 @@ def test_bad_requests_fail_before_publishing(tmp_path: Path, tfs: FakeTFServing)
     with pytest.raises(UsageError):
         ServeRequest(("tfserving+http://127.0.0.1:1/m",), timeout=0)
     missing = ServeRequest((tfs.url,), smoke_request=tmp_path / "missing.json")
-    with pytest.raises(UsageError, match="missing.json"):
+    with pytest.raises(UsageError, match=r"missing\.json"):
         push(tmp_path, base, 1, missing)
     tfs.httpd.shutdown()
     tfs.httpd.server_close()

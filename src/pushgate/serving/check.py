@@ -200,11 +200,13 @@ def _check_one(client: ServerClient, version: str, serve: ServeRequest, smoke: A
                 break
             time.sleep(serve.interval)
         check.ready, check.state = state.ready, state.state
-        if not state.ready:
+        if state.failed:
+            check.reason = state.reason or check.reason
+        elif not state.ready:
+            last = state.reason or check.reason
             check.reason = (
-                state.reason
-                or check.reason
-                or (f"version {version} not ready after {serve.timeout:g} s (state {state.state})")
+                f"version {version} not ready after {serve.timeout:g} s (state {state.state})"
+                + (f": {last}" if last else "")
             )
         elif smoke is not None:
             reply = client.infer(version, smoke)
