@@ -8,6 +8,15 @@ export PIP_DISABLE_PIP_VERSION_CHECK=1
 .venv/bin/pip install -q -e '.[test]'
 # tensorflow-serving-api pulls full TensorFlow unless installed without deps beside tensorflow-cpu
 .venv/bin/pip install -q --no-deps 'tensorflow-serving-api==2.21.0'
+# -- Triton (tests/triton_server.py) ---------------------------------------------------------
+# The real tritonserver, its Python backend and backend stubs come in the nvidia-pytriton wheel.
+# It pins numpy and protobuf versions .venv must not get, so it has its own venv, made with the
+# same Python as .venv (the backend stub is built per Python version) and reused when present.
+if [ ! -x .venv-triton/bin/python ] || ! .venv-triton/bin/python -c 'import pytriton' 2>/dev/null; then
+  "$(.venv/bin/python -c 'import sys; print(sys._base_executable)')" -m venv .venv-triton
+  .venv-triton/bin/pip install -q 'nvidia-pytriton==0.7.0'
+fi
+# -- end Triton ------------------------------------------------------------------------------
 # Azurite (Azure Blob emulator) for the object-store tests
 npm install --no-audit --no-fund --loglevel=error
 .venv/bin/ruff check src tests bench

@@ -101,7 +101,8 @@ def triton_venv() -> Path:
 
 
 def _pkg(venv: Path) -> Path:
-    return venv / "lib" / f"python{PYVER}" / "site-packages" / "pytriton"
+    found = sorted(venv.glob("lib/python3.*/site-packages/pytriton"))
+    return found[0] if found else venv / "lib" / f"python{PYVER}" / "site-packages" / "pytriton"
 
 
 def _backend_dir(venv: Path, into: Path) -> Path:
@@ -111,7 +112,8 @@ def _backend_dir(venv: Path, into: Path) -> Path:
     python.mkdir(parents=True, exist_ok=True)
     for name in ("libtriton_python.so", "triton_python_backend_utils.py"):
         shutil.copy2(src / "backends" / "python" / name, python / name)
-    stub = src / "python_backend_stubs" / PYVER / "triton_python_backend_stub"
+    pyver = src.parents[2].name.removeprefix("python")  # the stub for the venv's Python
+    stub = src / "python_backend_stubs" / pyver / "triton_python_backend_stub"
     shutil.copy2(stub, python / "triton_python_backend_stub")
     return into
 
