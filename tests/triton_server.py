@@ -56,10 +56,21 @@ instance_group [ {{ kind: KIND_CPU count: 1 }} ]
 """
 
 
-def model_py(factor: float, *, broken: str | None = None) -> str:
+def model_py(factor: float, *, broken: str | None = None, parts: int = 0) -> str:
     """A Python-backend ``model.py`` answering ``INPUT0 * factor``; ``broken`` is raised from
-    ``initialize`` (the model then never becomes ready)."""
-    init = f"        raise RuntimeError({broken!r})\n" if broken else "        pass\n"
+    ``initialize`` (the model then never becomes ready); with ``parts``, ``initialize`` fails
+    unless ``assets/part-0.bin`` ... are all there (a model that needs all its files)."""
+    if broken:
+        init = f"        raise RuntimeError({broken!r})\n"
+    elif parts:
+        init = (
+            "        import os\n"
+            "        d = os.path.join(args['model_repository'], args['model_version'])\n"
+            f"        for i in range({parts}):\n"
+            "            open(os.path.join(d, 'assets', f'part-{i}.bin'), 'rb').close()\n"
+        )
+    else:
+        init = "        pass\n"
     return (
         "import numpy as np\n"
         "import triton_python_backend_utils as pb_utils\n\n\n"
@@ -77,11 +88,17 @@ def model_py(factor: float, *, broken: str | None = None) -> str:
     )
 
 
-def triton_model_dir(path: Path, factor: float, *, broken: str | None = None) -> Path:
-    """A model directory as pushgate pushes it for Triton: ``model.py`` plus a data file."""
+def triton_model_dir(
+    path: Path, factor: float, *, broken: str | None = None, parts: int = 0
+) -> Path:
+    """A model directory as pushgate pushes it for Triton: ``model.py`` plus data files."""
     path.mkdir(parents=True, exist_ok=True)
-    (path / "model.py").write_text(model_py(factor, broken=broken))
+    (path / "model.py").write_text(model_py(factor, broken=broken, parts=parts))
     (path / "weights.bin").write_bytes(str(factor).encode() * 100)
+    if parts:
+        (path / "assets").mkdir(exist_ok=True)
+    for i in range(parts):  # assets/ sorts before model.py: an old order copied it first
+        (path / "assets" / f"part-{i}.bin").write_bytes(f"{factor}-{i}".encode() * 1000)
     return path
 
 

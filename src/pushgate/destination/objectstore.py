@@ -9,7 +9,8 @@ does have (keys relative to BASE):
    heartbeat thread for as long as the push runs;
 3. upload every file to ``.pushgate/staging/<token>/<path>`` (never served: not numeric),
    streaming, hashing on the way, several files and multipart parts at once;
-4. copy server-side into ``<v>/<path>``, every file but the entry files first, then
+4. copy server-side into ``<v>/<path>``: Triton's model file (``model.py``, ``model.onnx``, ...,
+   see :mod:`pushgate.layout`) first, then every other file, then TF Serving's
    ``saved_model.pb``/``saved_model.pbtxt`` last;
 5. write the record ``.pushgate/records/<v>.json`` LAST: a version without a record is unfinished;
 6. delete the staging prefix, then the lease.
@@ -21,7 +22,10 @@ prefix, and the lease, in that order, so a recover that is itself killed is fini
 
 The window in which a watching model server can see a version appear is the length of step 4
 (server-side copies only; the entry files land last). ``remove_version`` deletes the entry files
-first, so a loader no longer starts on the version, then the rest: there is no atomic removal.
+first, so a loader no longer starts on the version, then the rest, Triton's model file last:
+there is no atomic removal. Triton may see a version with its model file and only part of the
+rest for the copy's length: it then fails to load it (the old version keeps serving) and loads it
+again at its next poll, once the rest has landed.
 """
 
 from __future__ import annotations
@@ -73,7 +77,7 @@ from pushgate.errors import (
     MissingDependencyError,
     PushgateError,
 )
-from pushgate.layout import is_server_written
+from pushgate.layout import is_server_written, is_triton_entry
 from pushgate.manifest import FileEntry, Manifest, hash_stream, workers
 from pushgate.secrets import clean_url, remember_options, scrub
 from pushgate.source import SourceFile
@@ -496,13 +500,26 @@ def _is_entry(path: str) -> bool:
 
 
 def _entry_last(paths: Iterable[str]) -> tuple[list[str], list[str]]:
-    """``(others, entries)``; entries sorted deepest first so the top-level one lands last."""
+    """``(others, entries)``; entries sorted deepest first so the top-level one lands last.
+    Triton's model files (``model.savedmodel/saved_model.pb`` too) are among the others: see
+    :func:`_triton_first`."""
     others: list[str] = []
     entries: list[str] = []
     for p in paths:
-        (entries if PurePosixPath(p).name in ENTRY_FILES else others).append(p)
+        tf_entry = PurePosixPath(p).name in ENTRY_FILES and not is_triton_entry(p)
+        (entries if tf_entry else others).append(p)
     entries.sort(key=lambda p: (-p.count("/"), p))
     return others, entries
+
+
+def _triton_first(paths: list[str]) -> tuple[list[str], list[str]]:
+    """``(Triton model files, the rest)``. A Triton version prefix without its model file hangs
+    Triton for good (LOADING for ever, poll loop stopped); one with its model file but not yet
+    its other files only fails to load, and Triton loads it again when its next poll sees the
+    rest land (measured with tritonserver 2.51 on S3). So model files are copied first and
+    deleted last: the opposite of TF Serving's ``saved_model.pb``."""
+    first = [p for p in paths if is_triton_entry(p)]
+    return first, [p for p in paths if not is_triton_entry(p)]
 
 
 class ObjectStoreDestination(Destination):
@@ -892,7 +909,10 @@ class ObjectStoreDestination(Destination):
         others, entries = _entry_last(
             e.path for e in staged.manifest.files if not self._direct(e.size) or _is_entry(e.path)
         )
+        firsts, others = _triton_first(others)
         try:
+            for p in firsts:
+                self._copy(f"{root}{p}", self._key(f"{version}/{p}"))
             with self._pool(len(others)) as pool:
                 list(
                     pool.map(
@@ -921,8 +941,10 @@ class ObjectStoreDestination(Destination):
         if not keys:
             return False
         others, entries = _entry_last(keys)
+        lasts, others = _triton_first(others)
         self._delete(entries[::-1])
         self._delete(others)
+        self._delete(lasts)
         return True
 
     def _lease_is_stale(self, raw: bytes | None) -> bool:
@@ -971,5 +993,7 @@ class ObjectStoreDestination(Destination):
     def remove_version(self, version: str) -> None:
         keys = [m["path"] for m in self._list(f"{version}/")]
         others, entries = _entry_last(keys)
+        lasts, others = _triton_first(others)
         self._delete(entries[::-1])  # top-level saved_model.pb first: loaders stop starting on it
         self._delete(others)
+        self._delete(lasts)  # Triton's model file last: never a version without it

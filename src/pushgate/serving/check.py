@@ -175,7 +175,12 @@ def probe(serve: ServeRequest, timeout: float = 10.0) -> None:
         client._call("GET", path)
 
 
-def _check_one(client: ServerClient, version: str, serve: ServeRequest, smoke: Any) -> ServerCheck:
+def _check_one(
+    client: ServerClient, version: str, serve: ServeRequest, smoke: Any, settled: bool = True
+) -> ServerCheck:
+    """``settled`` False: a failed load seen in poll mode is not final before the timeout (on
+    an object store a polling server may have met the version before its last file landed,
+    and loads it again at its next poll)."""
     target = client.target
     start = time.monotonic()
     deadline = start + serve.timeout
@@ -196,11 +201,12 @@ def _check_one(client: ServerClient, version: str, serve: ServeRequest, smoke: A
         state: VersionState | None = None
         while True:
             state = client.state(version)
-            if state.ready or state.failed or time.monotonic() >= deadline:
+            final = state.failed and (settled or check.mode == "explicit")
+            if state.ready or final or time.monotonic() >= deadline:
                 break
             time.sleep(serve.interval)
         check.ready, check.state = state.ready, state.state
-        if state.failed:
+        if state.failed and (settled or check.mode == "explicit"):
             check.reason = state.reason or check.reason
         elif not state.ready:
             last = state.reason or check.reason
@@ -245,7 +251,8 @@ def confirm(
     report = ServeReport(
         dest.url, version, action, on_unhealthy=serve.on_unhealthy, previous=previous
     )
-    report.checks = _each(clients, lambda c: _check_one(c, version, serve, smoke))
+    settled = dest.local  # a local version appears whole, in one rename
+    report.checks = _each(clients, lambda c: _check_one(c, version, serve, smoke, settled))
     if report.healthy or serve.on_unhealthy != "withdraw" or not withdrawable:
         return report
     from pushgate.serving.withdraw import withdraw_version
