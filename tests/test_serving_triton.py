@@ -98,6 +98,14 @@ def test_poll_mode_confirm_withdraw_rollback_with_zero_failed_requests(
     listed = {e.get("version") for e in server.index() if e.get("state") == "READY"}
     assert listed == {"4"}, server.index()
 
+    # status: published and withdrawn next to what Triton reports; no drift
+    rc, doc = cli_json("status", base, "--serve", server.serve_url("m"))
+    assert rc == 0 and doc["ok"] and doc["drift"] == [], doc
+    by_version = {v["version"]: v for v in doc["versions"]}
+    assert by_version["3"]["withdrawn"] and "boom" in by_version["3"]["withdrawn_reason"]
+    assert by_version["3"]["servers"][server.serve_url("m")]["state"] == "UNAVAILABLE"
+    assert by_version["4"]["newest"] and by_version["4"]["servers"][server.serve_url("m")]["ready"]
+
 
 def test_explicit_mode_loads_and_withdraws_with_zero_failed_requests(
     tmp_path: Path, triton: Any
@@ -161,6 +169,12 @@ def test_keep_leaves_an_unhealthy_version_and_fails(tmp_path: Path, triton: Any)
     assert not report["healthy"] and not report["withdrawn"] and "kept" in report["reason"]
     assert (base / "2" / "model.py").exists()
     assert server.infer("m") == 2.0
+    rc, doc = cli_json("status", base, "--serve", server.serve_url("m"))
+    assert rc == 1 and doc["drift"] == [
+        f"{server.serve_url('m')}: the newest published version 2 is not ready"
+    ], doc
+    proc = cli("status", base, "--serve", server.serve_url("m"))
+    assert proc.returncode == 1 and "DRIFT" in proc.stdout and "UNAVAILABLE (" in proc.stdout
 
 
 def test_a_server_that_does_not_answer_fails_before_publishing(tmp_path: Path) -> None:
@@ -190,6 +204,8 @@ def test_malformed_serve_urls_are_usage_errors(tmp_path: Path) -> None:
         assert proc.returncode == 2, (url, proc.stderr)
         assert "--serve" in proc.stderr and "Traceback" not in proc.stderr
         assert "topsecret" not in proc.stderr
+    proc = cli("status", base, "--serve", "triton+gopher://h/m")
+    assert proc.returncode == 2 and "--serve" in proc.stderr
     proc = cli("push", "--model", model, "--to", base, "--smoke-request", tmp_path / "x.json")
     assert proc.returncode == 2 and "--serve" in proc.stderr
     assert not any(p.name.isdigit() for p in base.iterdir())

@@ -33,6 +33,7 @@ COMMAND_MODULES = (
     "lifecycle",
     "evaluate",
     "infra_validate",
+    "status",
 )
 
 
