@@ -203,3 +203,39 @@ def test_bad_requests_fail_before_publishing(tmp_path: Path, tfs: FakeTFServing)
     with pytest.raises(ServingError, match="did not answer"):
         push(tmp_path, base, 1, ServeRequest((tfs.url,)))
     assert not base.exists() or not [p for p in base.iterdir() if p.name.isdigit()]
+
+
+def test_rollback_serve_withdraws_and_credentials_go_as_basic_auth(
+    tmp_path: Path, tfs: FakeTFServing
+) -> None:
+    from conftest import cli, cli_json
+
+    base = tmp_path / "base"
+    for seed in (1, 2):
+        push(tmp_path, base, seed, None)
+    seen: list[str | None] = []
+    answer = tfs.status
+
+    def status(v: str, n: int) -> Reply:
+        return failed(v) if v == "3" else answer(v, n)
+
+    tfs.status = status
+    handler = tfs.httpd.RequestHandlerClass
+    original = handler.do_GET  # type: ignore[attr-defined]
+
+    def do_get(self: Any) -> None:
+        seen.append(self.headers.get("Authorization"))
+        original(self)
+
+    handler.do_GET = do_get  # type: ignore[attr-defined]
+    url = tfs.url.replace("http://", "http://ops:pa%40ss@")
+    rc, doc = cli_json("rollback", base, "--serve", url, "--serve-timeout", "10")
+    assert rc == 1, doc
+    assert doc["version"] == "3" and doc["rollback_to"] == "1", doc
+    (report,) = doc["serve"]
+    assert report["withdrawn"] and report["action"] == "rollback" and report["previous"] == "2"
+    assert "pa@ss" not in json.dumps(doc) and "pa%40ss" not in json.dumps(doc)
+    assert "Basic b3BzOnBhQHNz" in seen  # base64("ops:pa@ss")
+    assert not (base / "3").exists() and (base / "2").is_dir()
+    history = cli("history", base).stdout
+    assert "withdrew version 3 (after rollback)" in history and "Op type not registered" in history

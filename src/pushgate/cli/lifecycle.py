@@ -295,6 +295,8 @@ def _describe(e: dict[str, Any]) -> str:
     if kind == "hook":
         state = "ok" if e.get("ok") else f"FAILED ({e.get('error')})"
         return f"on-publish hook for version {v}: {state}"
+    if kind == "withdraw":
+        return f"withdrew version {v} (after {e.get('after')}): {e.get('reason')}"
     return f"{kind} {v or ''}".strip()
 
 
