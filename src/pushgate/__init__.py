@@ -16,6 +16,7 @@ _LAZY = {
     "serving_version": "pushgate.api",
     "PushRequest": "pushgate.pushing",
     "PushResult": "pushgate.pushing",
+    "ServeRequest": "pushgate.serving",
     "Pusher": "pushgate.tfx",
     "PushDestination": "pushgate.tfx",
     "Verdict": "pushgate.blessing",
