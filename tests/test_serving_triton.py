@@ -234,3 +234,21 @@ def test_what_triton_writes_into_a_version_is_no_damage(tmp_path: Path, triton: 
     rc, doc = push(base, m4)
     assert rc == 0 and doc["version"] == "4", doc
     assert cli("verify", base).returncode == 0
+
+
+def test_explicit_load_failure_without_a_version_fails_at_once(tmp_path: Path, triton: Any) -> None:
+    """A load that fails before any version exists (a broken config) names no version in the
+    repository index: the load's own answer is the reason, and nobody waits for the timeout."""
+    repo, base = repository(tmp_path)
+    assert push(base, triton_model_dir(tmp_path / "m1", 2.0))[0] == 0
+    server = triton(repo, mode="explicit")
+    config = base / "config.pbtxt"
+    config.write_text(config.read_text().replace('backend: "python"', 'backend: "no_such"'))
+    rc, doc = push(base, triton_model_dir(tmp_path / "m2", 3.0), *serve_args(server))
+    assert rc == 1, doc
+    (report,) = doc["serve"]
+    (check,) = report["checks"]
+    assert report["withdrawn"] and "load failed" in report["reason"], report
+    assert "no_such" in report["reason"] and check["seconds"] < 30, report
+    assert report["previous_ready"] == {server.serve_url("m"): False}  # same broken config
+    assert any("previous version 1 is not ready again" in e for e in report["errors"]), report

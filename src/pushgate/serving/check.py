@@ -185,14 +185,15 @@ def _check_one(
     start = time.monotonic()
     deadline = start + serve.timeout
     check = ServerCheck(target.display, version, "poll")
+    load_failed = False
     try:
         if target.mode != "poll" and client.can_load:
-            answer = client.load()
+            answer = client.load()  # returns once the load is done (or failed)
             if answer.ok:
                 check.mode = "explicit"
             elif not answer.polls:
-                check.mode = "explicit"
-                check.reason = f"load refused: {answer.message}"
+                check.mode, load_failed = "explicit", True
+                check.reason = f"load failed: {answer.message}"
             elif target.mode == "explicit":
                 check.mode = "explicit"
                 check.reason = f"the server refuses explicit loads: {answer.message}"
@@ -201,12 +202,14 @@ def _check_one(
         state: VersionState | None = None
         while True:
             state = client.state(version)
-            final = state.failed and (settled or check.mode == "explicit")
+            final = load_failed or (state.failed and (settled or check.mode == "explicit"))
             if state.ready or final or time.monotonic() >= deadline:
                 break
             time.sleep(serve.interval)
         check.ready, check.state = state.ready, state.state
-        if state.failed and (settled or check.mode == "explicit"):
+        if load_failed and not state.ready:
+            pass  # the load's own answer says why (a broken config names no version)
+        elif state.failed and (settled or check.mode == "explicit"):
             check.reason = state.reason or check.reason
         elif not state.ready:
             last = state.reason or check.reason
@@ -247,7 +250,8 @@ def confirm(
     """Check ``version`` at every server of ``serve``; withdraw it when one says no (unless
     ``on_unhealthy`` is ``keep`` or ``withdrawable`` is False: a version this run did not
     publish is only reported)."""
-    clients = [client_for(t, min(serve.timeout, 30.0)) for t in serve.targets]
+    # a load request returns when the load is over: it may take the whole timeout
+    clients = [client_for(t, serve.timeout) for t in serve.targets]
     report = ServeReport(
         dest.url, version, action, on_unhealthy=serve.on_unhealthy, previous=previous
     )
