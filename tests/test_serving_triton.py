@@ -174,7 +174,10 @@ def test_keep_leaves_an_unhealthy_version_and_fails(tmp_path: Path, triton: Any)
         f"{server.serve_url('m')}: the newest published version 2 is not ready"
     ], doc
     proc = cli("status", base, "--serve", server.serve_url("m"))
-    assert proc.returncode == 1 and "DRIFT" in proc.stdout and "UNAVAILABLE (" in proc.stdout
+    assert proc.returncode == 1 and "DRIFT" in proc.stdout, proc.stdout
+    # Triton's poll retries a failed version whenever the model directory changes, and the
+    # journal's own writes under BASE/.pushgate/ are such changes: it may be loading again
+    assert "UNAVAILABLE (" in proc.stdout or "LOADING" in proc.stdout, proc.stdout
 
 
 def test_a_server_that_does_not_answer_fails_before_publishing(tmp_path: Path) -> None:

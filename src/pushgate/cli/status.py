@@ -54,7 +54,8 @@ def run(args: argparse.Namespace) -> int:
         for server in servers:
             seen = doc["servers"].get(server)
             state = "not loaded" if seen is None else seen["state"]
-            reason = f" ({seen['reason']})" if seen and seen.get("reason") else ""
+            text = " ".join(str(seen.get("reason") or "").split()) if seen else ""
+            reason = f" ({text})" if text else ""
             print(f"  {'':<12}   {server}: {state}{reason}")
     for view in report.servers:
         if view.error:

@@ -148,7 +148,8 @@ class ServeReport:
         out = []
         for c in self.checks:
             what = "READY" if c.ok else "NOT SERVING"
-            extra = f" ({c.reason or c.state})" if not c.ok else f" in {c.seconds:.1f} s"
+            why = " ".join(str(c.reason or c.state).split())  # Triton's reasons span lines
+            extra = f" ({why})" if not c.ok else f" in {c.seconds:.1f} s"
             smoke = ""
             if c.smoke is not None:
                 smoke = ", smoke request ok" if c.smoke.get("ok") else ", smoke request FAILED"
