@@ -1,9 +1,9 @@
 """What model servers read and write inside a version directory.
 
 - Entry files: the file whose presence makes a server start loading a version. TF Serving:
-  ``saved_model.pb`` / ``saved_model.pbtxt``; Triton: ``model.py``, ``model.onnx``, ``model.plan``,
-  ``model.pt``, ``model.graphdef``, ``model.savedmodel/`` (each backend's default model file
-  name, at the top of the version). A Triton version directory without its model file hangs
+  ``saved_model.pb`` / ``saved_model.pbtxt``; Triton: each backend's default model name at the
+  top of the version (``model.py``, ``model.onnx``, ``model.plan``, ``model.pt``,
+  ``model.savedmodel/``, ...), taken from the one table in :mod:`pushgate.model_layout`. A Triton version directory without its model file hangs
   Triton (the version stays LOADING for ever and the poll loop stops).
 - Server-written paths: what a server writes into a version it loaded. Triton's Python backend
   writes ``__pycache__/`` next to ``model.py``. They are never part of a version's content:
@@ -15,29 +15,34 @@ from __future__ import annotations
 
 from pathlib import PurePosixPath
 
+from pushgate.model_layout import LAYOUTS
+
 #: TF Serving's entry files (any depth; the top-level one is what TF Serving reads)
 TFSERVING_ENTRY_FILES = ("saved_model.pb", "saved_model.pbtxt")
-#: Triton's default model file names, at the top of a version directory
-TRITON_ENTRY_FILES = (
-    "model.py",
-    "model.onnx",
-    "model.plan",
-    "model.pt",
-    "model.graphdef",
-    "model.netdef",
+#: the layouts (:mod:`pushgate.model_layout`) Triton loads from a model file or directory
+_TRITON_KINDS = (
+    "onnx",
+    "torchscript",
+    "openvino",
+    "triton-python",
+    "triton-tensorrt",
+    "triton-savedmodel",
+    "triton-graphdef",
+    "triton-netdef",
 )
-#: Triton's default model directory name for the TensorFlow SavedModel backend
-TRITON_ENTRY_DIRS = ("model.savedmodel",)
+#: Triton's default model names at the top of a version; ``name/`` is a directory
+TRITON_ENTRIES = tuple(e for lay in LAYOUTS if lay.kind in _TRITON_KINDS for e in lay.entries)
 #: directory names only a server writes into a version (never part of what pushgate publishes)
 SERVER_WRITTEN_DIRS = ("__pycache__",)
 
 
 def is_triton_entry(rel: str) -> bool:
-    """True for a Triton model file at the top of a version (``model.py``, ...)."""
+    """True for Triton's model file at the top of a version (``model.py``, ...), or a file in
+    its model directory (``model.savedmodel/...``)."""
     parts = PurePosixPath(rel).parts
-    return (len(parts) == 1 and parts[0] in TRITON_ENTRY_FILES) or (
-        len(parts) > 1 and parts[0] in TRITON_ENTRY_DIRS
-    )
+    if not parts:
+        return False
+    return (parts[0] + ("/" if len(parts) > 1 else "")) in TRITON_ENTRIES
 
 
 def is_server_written(rel: str) -> bool:
