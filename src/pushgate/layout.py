@@ -3,8 +3,9 @@
 - Entry files: the file whose presence makes a server start loading a version. TF Serving:
   ``saved_model.pb`` / ``saved_model.pbtxt``; Triton: each backend's default model name at the
   top of the version (``model.py``, ``model.onnx``, ``model.plan``, ``model.pt``,
-  ``model.savedmodel/``, ...), taken from the one table in :mod:`pushgate.model_layout`. A Triton version directory without its model file hangs
-  Triton (the version stays LOADING for ever and the poll loop stops).
+  ``model.savedmodel/``, ...), taken from the one table in :mod:`pushgate.model_layout`. A
+  Triton version directory without its model file hangs Triton (the version stays LOADING for
+  ever and the poll loop stops).
 - Server-written paths: what a server writes into a version it loaded. Triton's Python backend
   writes ``__pycache__/`` next to ``model.py``. They are never part of a version's content:
   pushgate does not push them, ``verify`` does not count them as extra files, ``rollback``
