@@ -215,7 +215,10 @@ def test_verify_of_an_unknown_version_or_an_empty_base_is_a_usage_error(
     local: Store, tmp_path: Path
 ) -> None:
     proc = cli("verify", local.base)
-    assert proc.returncode == 2 and "nothing to verify" in proc.stderr  # a mistyped BASE
+    assert proc.returncode == 2 and "there is no BASE at" in proc.stderr  # a mistyped BASE
+    Path(local.base).mkdir()
+    proc = cli("verify", local.base)
+    assert proc.returncode == 2 and "nothing to verify" in proc.stderr  # an empty one
     push_models(local, tmp_path, 1)
     assert cli("verify", local.base, "12345").returncode == 2
     assert cli("verify", local.base, "abc").returncode == 2
@@ -316,6 +319,7 @@ def test_rollback_with_bad_input_is_refused_with_exit_2(
 
 
 def test_rollback_with_nothing_to_roll_back_to_is_refused(local: Store, tmp_path: Path) -> None:
+    Path(local.base).mkdir()
     proc = cli("rollback", local.base)
     assert proc.returncode == 2 and "nothing to roll back" in proc.stderr
     push_models(local, tmp_path, 1)
