@@ -12,9 +12,11 @@ Removing a version (:meth:`Journal.remove`), and why pin and prune cannot both w
 1. write the intent ``removing/<v>.json`` create-only, phase ``deciding`` (a second remover of
    the same version stops here);
 2. re-read ``pins/<v>``: pinned, so the intent is deleted and the version kept;
-3. rewrite the intent, phase ``removing``, durably: from here on the removal is decided;
+3. rewrite the intent, phase ``removing``, durably: from here on the removal is decided
+   (under the local ``flock`` no pin can land between the first read of the pin and the intent,
+   so there the intent is written ``removing`` at once, and steps 2 and 3 are skipped);
 4. remove the version (:meth:`Destination.remove_version`), write the ``prune`` event under the
-   key chosen in the intent, delete any pin a failed pin left, delete the intent.
+   key chosen in the intent, delete the intent.
 
 :func:`pushgate.lifecycle.pin` writes the pin first and then looks for an intent; finding one, it
 takes its pin back and fails. Of two processes that each write, then read the other's key, at
@@ -236,8 +238,8 @@ class Journal:
         ``removed``, ``pinned`` (kept), ``gone`` (someone else removed it first) or ``busy``
         (another process is deciding about it)."""
         key = f"removing/{version}.json"
-        with self.dest.lifecycle_lock():
-            if self.pinned(version):
+        with self.dest.lifecycle_lock() as exclusive:
+            if exclusive and self.pinned(version):  # without the lock, step 2 reads it
                 return "pinned"
             event_key, event = self.new_event(
                 "prune", version=version, removed=[version], **event_fields
@@ -245,7 +247,8 @@ class Journal:
             intent = {
                 "schema": REMOVAL_SCHEMA,
                 "version": version,
-                "phase": "deciding",
+                # under a lock no pin can land between the read above and this write: decided
+                "phase": "removing" if exclusive else "deciding",
                 "at": event["at"],
                 "expires": time.time() + INTENT_TTL,
                 **who(),
@@ -253,13 +256,15 @@ class Journal:
                 "event_key": event_key,
                 "event": event,
             }
-            if not self.dest.write_meta(key, dumps(intent), create_only=True):
+            # durable only once decided: an undecided intent lost to a power cut removed nothing
+            if not self.dest.write_meta(key, dumps(intent), create_only=True, durable=exclusive):
                 return "busy"
-            if self.pinned(version):  # a pin written before our intent: it wins
-                self.dest.delete_meta(key)
-                return "pinned"
-            intent["phase"] = "removing"
-            self.dest.write_meta(key, dumps(intent))
+            if not exclusive:
+                if self.pinned(version):  # a pin written before our intent: it wins
+                    self.dest.delete_meta(key)
+                    return "pinned"
+                intent["phase"] = "removing"
+                self.dest.write_meta(key, dumps(intent))
             return "removed" if self._finish(version, intent) else "gone"
 
     def _finish(self, version: str, intent: dict[str, Any], recovered: bool = False) -> bool:
@@ -275,7 +280,8 @@ class Journal:
             if recovered:
                 event = {**event, "finished_by_recovery": True}
             self.dest.write_meta(event_key, dumps(event))
-        self.dest.delete_meta(f"pins/{version}")  # left by a pin that failed on this intent
+        if recovered:  # a pin killed while it failed on this intent may have left its pin
+            self.dest.delete_meta(f"pins/{version}")
         self.dest.delete_meta(f"removing/{version}.json")
         return existed
 
