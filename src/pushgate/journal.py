@@ -47,7 +47,7 @@ from typing import Any
 
 from pushgate.artifact import utc_now
 from pushgate.destination.base import Destination, is_version_name
-from pushgate.errors import DestinationError
+from pushgate.errors import DestinationError, PushgateError
 from pushgate.secrets import scrub_json
 
 RECORD_SCHEMA = "pushgate.record/v1"
@@ -310,7 +310,11 @@ class Journal:
         with self.dest.lifecycle_lock() as exclusive:
             for version, intent in sorted(self.removals().items(), key=lambda kv: int(kv[0])):
                 if intent.get("phase") == "removing":
-                    self._finish(version, intent, recovered=True)
+                    try:
+                        self._finish(version, intent, recovered=True)
+                    except PushgateError as e:  # never block a push: the next run tries again
+                        done.append(f"could not finish the removal of version {version}: {e}")
+                        continue
                     done.append(
                         f"finished the removal of version {version} that an interrupted prune "
                         "had started"
