@@ -215,7 +215,10 @@ def test_verify_of_an_unknown_version_or_an_empty_base_is_a_usage_error(
     local: Store, tmp_path: Path
 ) -> None:
     proc = cli("verify", local.base)
-    assert proc.returncode == 2 and "nothing to verify" in proc.stderr  # a mistyped BASE
+    assert proc.returncode == 2 and "there is no BASE at" in proc.stderr  # a mistyped BASE
+    Path(local.base).mkdir()
+    proc = cli("verify", local.base)
+    assert proc.returncode == 2 and "nothing to verify" in proc.stderr  # an empty one
     push_models(local, tmp_path, 1)
     assert cli("verify", local.base, "12345").returncode == 2
     assert cli("verify", local.base, "abc").returncode == 2
@@ -316,6 +319,7 @@ def test_rollback_with_bad_input_is_refused_with_exit_2(
 
 
 def test_rollback_with_nothing_to_roll_back_to_is_refused(local: Store, tmp_path: Path) -> None:
+    Path(local.base).mkdir()
     proc = cli("rollback", local.base)
     assert proc.returncode == 2 and "nothing to roll back" in proc.stderr
     push_models(local, tmp_path, 1)
@@ -872,3 +876,149 @@ def test_every_lifecycle_command_and_option_has_help() -> None:
     for name in ("rollback", "prune"):
         opts = {o for a in sub.choices[name]._actions for o in a.option_strings}  # type: ignore[attr-defined]
         assert {"--dry-run", "--json"} <= opts
+
+
+# -- a BASE that is not there (issue 9 item 3) ---------------------------------------------------
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["versions"],
+        ["history"],
+        ["verify"],
+        ["prune", "--keep", "1"],
+        ["pin", "1"],
+        ["unpin", "1"],
+        ["rollback"],
+    ],
+)
+def test_every_command_but_push_refuses_a_base_that_does_not_exist_and_creates_nothing(
+    store: Store, command: list[str]
+) -> None:
+    """A typo in BASE must not say "no versions" (exit 0) nor create the mistyped path."""
+    name, *rest = command
+    proc = cli(name, store.base, *rest, *store.cli_args())
+    assert proc.returncode == 2, proc.stderr
+    assert f"there is no BASE at {store.base}" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    if store.kind == "local":
+        assert not Path(store.base).exists()
+    else:
+        client, bucket, _ = store._s3()
+        assert client.list_objects_v2(Bucket=bucket).get("KeyCount") == 0
+
+
+# -- names that look numeric to str.isdigit() (issue 9 item 15) ----------------------------------
+def test_superscript_and_arabic_indic_digits_are_never_taken_for_versions(
+    local: Store, tmp_path: Path
+) -> None:
+    (v,) = push_models(local, tmp_path, 1)
+    meta = Path(local.base) / ".pushgate"
+    (meta / "records" / "².json").write_text("{}")  # isdigit() is True, int() fails
+    (meta / "records" / "١٢.json").write_text("{}")  # Arabic-Indic 12: int() says 12
+    (meta / "claims" / "²³.json").write_text("{}")
+    (Path(local.base) / "١٢").mkdir()  # a directory no model server takes for a version
+    code, out = cli_json("versions", local.base)
+    assert code == 0, out
+    assert [i["version"] for i in out["versions"]] == [v]
+    code, out = cli_json("verify", local.base)
+    assert code == 0 and [c["version"] for c in out["versions"]] == [v]
+    assert cli("prune", local.base, "--keep", "1").returncode == 0
+    assert push(local, make_model_dir(tmp_path / "next", seed=7)).version == str(int(v) + 1)
+
+
+# -- one damaged journal entry (issue 9 item 15) -------------------------------------------------
+def test_a_damaged_event_file_is_reported_by_name_and_the_rest_still_shown(
+    store: Store, tmp_path: Path
+) -> None:
+    v1, v2 = push_models(store, tmp_path, 2)
+    pushgate.prune(store.base, 1, storage_options=store.options)
+    bad = ".pushgate/events/20200101T000000000000Z-0123456789ab.json"
+    if store.kind == "local":
+        (Path(store.base) / bad).write_bytes(b"{not json\xff")
+    else:
+        client, bucket, prefix = store._s3()
+        client.put_object(Bucket=bucket, Key=f"{prefix}/{bad}", Body=b"{not json\xff")
+
+    proc = cli("history", store.base, *store.cli_args())
+    assert proc.returncode == 0, proc.stderr
+    assert f"DAMAGED journal entry {store.base}/{bad}" in proc.stdout
+    assert f"pruned {v1}" in proc.stdout and f"pushed version {v2}" in proc.stdout
+    assert bad in proc.stderr and "warning" in proc.stderr
+    code, out = cli_json("history", store.base, *store.cli_args())
+    assert code == 0
+    assert [e["event"] for e in out["events"]][-1] == "damaged"  # oldest: its key sorts first
+    assert out["events"][-1]["file"] == f"{store.base}/{bad}"
+
+    code, out = cli_json("verify", store.base, *store.cli_args())
+    assert code == 3, out
+    assert out["journal_errors"] and bad in out["journal_errors"][0]
+    assert all(c["ok"] for c in out["versions"])  # the versions themselves are fine
+    code, out = cli_json("versions", store.base, *store.cli_args())
+    assert code == 0 and {i["version"]: i["notes"] for i in out["versions"]}[v1] == ["pruned"]
+
+
+# -- special files planted in a version (issue 9 item 15) ---------------------------------------
+@pytest.mark.parametrize("kind", ["fifo", "socket", "symlink"])
+def test_a_special_file_planted_in_a_version_is_damage_and_never_hangs_verify_or_rollback(
+    local: Store, tmp_path: Path, kind: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import socket
+
+    model = make_model_dir(tmp_path / "m1", seed=1)
+    (model / "assets" / "empty.txt").write_bytes(b"")  # same size as a FIFO: verify opens it
+    v1 = push(local, model).version
+    v2 = push(local, make_model_dir(tmp_path / "m2", seed=2)).version
+    assert v1 is not None and v2 is not None
+    planted = Path(local.base) / v1 / "assets" / "empty.txt"
+    planted.unlink()
+    if kind == "fifo":
+        os.mkfifo(planted)
+    elif kind == "socket":
+        monkeypatch.chdir(planted.parent)  # AF_UNIX paths are short: bind a relative name
+        sock = socket.socket(socket.AF_UNIX)
+        sock.bind(planted.name)
+        sock.close()
+    else:
+        secret = tmp_path / "outside.txt"
+        secret.write_bytes(b"")
+        planted.symlink_to(secret)
+    what = {"fifo": "a FIFO", "socket": "a socket", "symlink": "a symlink"}[kind]
+
+    proc = cli("verify", local.base, timeout=60)  # the old code never returned here
+    assert proc.returncode == 3, proc.stderr
+    assert f"assets/empty.txt ({what})" in proc.stdout
+    proc = cli("rollback", local.base, "--to", v1, timeout=60)
+    assert proc.returncode == 3, proc.stderr
+    assert f"assets/empty.txt ({what})" in proc.stderr and "Traceback" not in proc.stderr
+    assert local.numeric() == [v1, v2]  # nothing published
+    assert [p for p in (Path(local.base) / ".pushgate" / "staging").iterdir() if p.is_dir()] == []
+
+
+# -- the target of a rollback removed while it is copied (issue 9 item 15) ----------------------
+def test_a_rollback_whose_target_is_pruned_mid_copy_names_the_target_not_staging(
+    store: Store, tmp_path: Path
+) -> None:
+    if store.kind == "local":  # big shards first, so the small files are still to be opened
+        big = make_model_dir(tmp_path / "big", seed=1, shards=4, shard_bytes=32 * 2**20)
+    else:  # many files: server-side copies a few at a time
+        big = make_model_dir(tmp_path / "big", seed=1, shards=300, shard_bytes=1024)
+    v1 = str(push(store, big).version)
+    v2 = str(push(store, make_model_dir(tmp_path / "m2", seed=2)).version)
+    dest = open_destination(store.base, store.options)
+    rollback = ["rollback", store.base, "--to", v1, "--no-progress", *store.cli_args()]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pushgate", *rollback],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=store.url.subprocess_env(),
+    )
+    while not dest.list_meta("staging/") and proc.poll() is None:
+        time.sleep(0.002)
+    pruned = pushgate.prune(store.base, 1, storage_options=store.options)
+    _out, err = proc.communicate(timeout=300)
+    assert pruned.removed == [v1]
+    assert proc.returncode == 1, err
+    assert "disappeared while it was being copied" in err, err
+    assert f"version {v1}" in err and ".pushgate/staging" not in err
+    assert store.numeric() == [v2]  # nothing published

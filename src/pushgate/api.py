@@ -79,9 +79,11 @@ def push(
 def versions(
     base: str | Path, storage_options: Mapping[str, str] | None = None
 ) -> list[VersionInfo]:
-    """Every version at ``base`` (published, unrecorded, missing), oldest first."""
-    dest = open_destination(str(base), storage_options)
-    return Journal(dest).versions()
+    """Every version at ``base`` (published, unrecorded, missing), oldest first; a ``base`` that
+    does not exist is a :class:`~pushgate.errors.DestinationInputError`."""
+    from pushgate.lifecycle_common import open_base
+
+    return Journal(open_base(base, storage_options)).versions()
 
 
 def serving_version(

@@ -1,10 +1,35 @@
 """The journal: pushgate's records inside the destination (``<BASE>/.pushgate/``).
 
 One record per published version (``records/<v>.json``), one event per lifecycle action
-(``events/<utc-time>-<id>.json``), one claim per number ever handed out (``claims/<v>.json``), and
-one empty marker per pinned version (``pins/<v>``). All JSON is versioned (``schema``) and readable
-by a human. Every later command (versions, verify, rollback, prune, history) reads only this, so
-any machine that can read BASE can answer "what is deployed here, from what, approved by whom".
+(``events/<utc-time>-<id>.json``), one claim per number ever handed out (``claims/<v>.json``), one
+marker per pinned version (``pins/<v>``) and one intent per removal under way
+(``removing/<v>.json``). All JSON is versioned (``schema``) and readable by a human. Every later
+command (versions, verify, rollback, prune, history) reads only this, so any machine that can read
+BASE can answer "what is deployed here, from what, approved by whom".
+
+Removing a version (:meth:`Journal.remove`), and why pin and prune cannot both win
+---------------------------------------------------------------------------------
+1. write the intent ``removing/<v>.json`` create-only, phase ``deciding`` (a second remover of
+   the same version stops here);
+2. re-read ``pins/<v>``: pinned, so the intent is deleted and the version kept;
+3. rewrite the intent, phase ``removing``, durably: from here on the removal is decided
+   (under the local ``flock`` no pin can land between the first read of the pin and the intent,
+   so there the intent is written ``removing`` at once, and steps 2 and 3 are skipped);
+4. remove the version (:meth:`Destination.remove_version`), write the ``prune`` event under the
+   key chosen in the intent, delete the intent.
+
+:func:`pushgate.lifecycle.pin` writes the pin first and then looks for an intent; finding one, it
+takes its pin back and fails. Of two processes that each write, then read the other's key, at
+least one sees the other's write, so a pin reported as made is never followed by a removal. On
+local disk both also hold :meth:`Destination.lifecycle_lock` (an ``flock``) around their decision
+and the removal, so there they never even meet.
+
+A removal killed at any step leaves its intent. :meth:`Journal.recover` (run by every push,
+rollback, prune and pin) finishes it: an intent still ``deciding`` removed nothing and is dropped;
+one ``removing`` is carried out again (each step is idempotent) and its event written once, so
+``versions``, ``verify`` and ``history`` agree afterwards. Before that they show the version as
+being removed. On object stores, where no lock exists, a ``deciding`` intent is dropped only once
+its process is gone (same host) or it is older than ``INTENT_TTL``; a ``removing`` one at once.
 """
 
 from __future__ import annotations
@@ -12,19 +37,25 @@ from __future__ import annotations
 import getpass
 import json
 import os
+import re
 import socket
+import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 from pushgate.artifact import utc_now
-from pushgate.destination.base import Destination
-from pushgate.errors import DestinationError
+from pushgate.destination.base import Destination, is_version_name
+from pushgate.errors import DestinationError, PushgateError
 from pushgate.secrets import scrub_json
 
 RECORD_SCHEMA = "pushgate.record/v1"
 EVENT_SCHEMA = "pushgate.event/v1"
+REMOVAL_SCHEMA = "pushgate.removal/v1"
+EVENT_KEY = re.compile(r"events/[0-9TZ]+-[0-9a-f]{12}\.json")
+#: seconds after which a ``deciding`` removal intent of a process on another host counts as dead
+INTENT_TTL = float(os.environ.get("PUSHGATE_INTENT_TTL", "120"))
 
 
 def who() -> dict[str, str]:
@@ -38,6 +69,12 @@ def who() -> dict[str, str]:
 
 def dumps(doc: dict[str, Any]) -> bytes:
     return (json.dumps(doc, indent=2, sort_keys=True) + "\n").encode()
+
+
+def _name(key: str, suffix: str = ".json") -> str:
+    """The version a journal key like ``records/12.json`` is about ('' when it is not one)."""
+    name = key.rsplit("/", 1)[-1].removesuffix(suffix)
+    return name if is_version_name(name) else ""
 
 
 def _loads(raw: bytes, where: str) -> dict[str, Any]:
@@ -59,6 +96,8 @@ class VersionInfo:
     record: dict[str, Any] | None
     serving: bool = False
     pinned: bool = False
+    #: a removal of it was decided and has not finished (a prune was killed, or is running)
+    removing: bool = False
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -73,6 +112,7 @@ class VersionInfo:
             "recorded": self.recorded,
             "serving": self.serving,
             "pinned": self.pinned,
+            "removing": self.removing,
             "digest": rec.get("digest"),
             "kind": rec.get("kind"),
             "pushed_at": rec.get("pushed_at"),
@@ -93,8 +133,7 @@ class Journal:
     def claimed(self) -> list[int]:
         out = []
         for key in self.dest.list_meta("claims/"):
-            name = key.rsplit("/", 1)[-1].removesuffix(".json")
-            if name.isdigit():
+            if name := _name(key):
                 out.append(int(name))
         return out
 
@@ -125,41 +164,180 @@ class Journal:
         return [(k, raw) for k, raw in found if raw is not None]
 
     def records(self) -> dict[str, dict[str, Any]]:
-        keys = [
-            k
-            for k in self.dest.list_meta("records/")
-            if k.rsplit("/", 1)[-1].removesuffix(".json").isdigit()
-        ]
-        return {
-            key.rsplit("/", 1)[-1].removesuffix(".json"): _loads(raw, key)
-            for key, raw in self._read_all(keys)
-        }
+        keys = [k for k in self.dest.list_meta("records/") if _name(k)]
+        return {_name(key): _loads(raw, key) for key, raw in self._read_all(keys)}
 
     # -- events -------------------------------------------------------------------------------
-    def event(self, kind: str, *, flush: bool = True, **fields: Any) -> dict[str, Any]:
-        """Append an audit event. ``flush=False`` skips the disk flush, for events that record
-        that nothing changed (a crash may then lose the event, never a version or a record)."""
+    @staticmethod
+    def new_event(kind: str, **fields: Any) -> tuple[str, dict[str, Any]]:
+        """``(key, document)`` of an event, not written yet."""
         at = utc_now()
         # events carry free text (reasons, errors, hook output): no secret is written to them
         doc = scrub_json({"schema": EVENT_SCHEMA, "event": kind, "at": at, **who(), **fields})
         stamp = at.replace(":", "").replace("-", "").replace(".", "")
-        key = f"events/{stamp}-{uuid.uuid4().hex[:12]}.json"
+        return f"events/{stamp}-{uuid.uuid4().hex[:12]}.json", doc
+
+    def event(self, kind: str, *, flush: bool = True, **fields: Any) -> dict[str, Any]:
+        """Append an audit event. ``flush=False`` skips the disk flush, for events that record
+        that nothing changed (a crash may then lose the event, never a version or a record)."""
+        key, doc = self.new_event(kind, **fields)
         self.dest.write_meta(key, dumps(doc), durable=flush)
         return doc
 
-    def events(self) -> list[dict[str, Any]]:
-        """Every event, oldest first (their keys sort by time)."""
-        return [_loads(raw, key) for key, raw in self._read_all(self.dest.list_meta("events/"))]
+    def events(self, *, damaged: bool = False) -> list[dict[str, Any]]:
+        """Every event, oldest first (their keys sort by time). An event file that is not a
+        JSON object is skipped, or with ``damaged`` given in its place as
+        ``{"event": "damaged", "file": <its path>, "error": <why>}``: one bad file must not hide
+        the rest of the trail."""
+        out: list[dict[str, Any]] = []
+        for key, raw in self._read_all(self.dest.list_meta("events/")):
+            try:
+                out.append(_loads(raw, key))
+            except DestinationError as e:
+                if damaged:
+                    out.append({"event": "damaged", "file": self.where(key), "error": str(e)})
+        return out
+
+    def where(self, key: str) -> str:
+        """The full location of a journal key, for messages."""
+        return f"{self.dest.url.rstrip('/')}/.pushgate/{key}"
 
     # -- pins ---------------------------------------------------------------------------------
     def pins(self) -> set[str]:
-        return {k.rsplit("/", 1)[-1] for k in self.dest.list_meta("pins/")}
+        return {name for k in self.dest.list_meta("pins/") if (name := _name(k, ""))}
+
+    def pinned(self, version: str) -> bool:
+        """One read, not a listing: what each removal decision needs."""
+        return self.dest.read_meta(f"pins/{version}") is not None
+
+    # -- removals -----------------------------------------------------------------------------
+    @staticmethod
+    def _intent(raw: bytes, key: str) -> dict[str, Any]:
+        # An unreadable intent never makes anything be removed (it could be planted): it reads
+        # as phase "damaged", which recovery drops, keeping the version.
+        try:
+            doc = _loads(raw, key)
+        except DestinationError:
+            doc = {}
+        if doc.get("phase") not in ("deciding", "removing"):
+            return {"version": _name(key), "phase": "damaged"}
+        return doc
+
+    def removals(self) -> dict[str, dict[str, Any]]:
+        """The removal intents left, by version."""
+        keys = [k for k in self.dest.list_meta("removing/") if _name(k)]
+        return {_name(key): self._intent(raw, key) for key, raw in self._read_all(keys)}
+
+    def removal(self, version: str) -> dict[str, Any] | None:
+        key = f"removing/{version}.json"
+        raw = self.dest.read_meta(key)
+        return None if raw is None else self._intent(raw, key)
+
+    def remove(self, version: str, **event_fields: Any) -> str:
+        """Remove a published version by the protocol in this module's docstring. Returns
+        ``removed``, ``pinned`` (kept), ``gone`` (someone else removed it first) or ``busy``
+        (another process is deciding about it)."""
+        key = f"removing/{version}.json"
+        with self.dest.lifecycle_lock() as exclusive:
+            if exclusive and self.pinned(version):  # without the lock, step 2 reads it
+                return "pinned"
+            event_key, event = self.new_event(
+                "prune", version=version, removed=[version], **event_fields
+            )
+            intent = {
+                "schema": REMOVAL_SCHEMA,
+                "version": version,
+                # under a lock no pin can land between the read above and this write: decided
+                "phase": "removing" if exclusive else "deciding",
+                "at": event["at"],
+                "expires": time.time() + INTENT_TTL,
+                **who(),
+                "pid": os.getpid(),
+                "event_key": event_key,
+                "event": event,
+            }
+            # durable only once decided: an undecided intent lost to a power cut removed nothing
+            if not self.dest.write_meta(key, dumps(intent), create_only=True, durable=exclusive):
+                return "busy"
+            if not exclusive:
+                if self.pinned(version):  # a pin written before our intent: it wins
+                    self.dest.delete_meta(key)
+                    return "pinned"
+                intent["phase"] = "removing"
+                self.dest.write_meta(key, dumps(intent))
+            return "removed" if self._finish(version, intent) else "gone"
+
+    def _finish(self, version: str, intent: dict[str, Any], recovered: bool = False) -> bool:
+        """Carry out a decided removal; each step is idempotent, so running it again after a
+        kill completes it. True when the version was still there."""
+        existed = self.dest.remove_version(version)
+        event_key, event = str(intent.get("event_key")), intent.get("event")
+        if not (EVENT_KEY.fullmatch(event_key) and isinstance(event, dict)):
+            event_key, event = self.new_event("prune", version=version, removed=[version])
+        # Not there any more: another prune removed it first and wrote the event (a normal run),
+        # or this removal was killed after removing it (recovery: the event may be missing).
+        if existed or (recovered and self.dest.read_meta(event_key) is None):
+            if recovered:
+                event = {**event, "finished_by_recovery": True}
+            self.dest.write_meta(event_key, dumps(event))
+        if recovered:  # a pin killed while it failed on this intent may have left its pin
+            self.dest.delete_meta(f"pins/{version}")
+        self.dest.delete_meta(f"removing/{version}.json")
+        return existed
+
+    def _dead(self, intent: dict[str, Any]) -> bool:
+        """True when the process that wrote a ``deciding`` intent can no longer act on it."""
+        try:
+            expires, host, pid = float(intent["expires"]), str(intent["host"]), int(intent["pid"])
+        except (KeyError, TypeError, ValueError):
+            return True
+        if time.time() > expires:
+            return True
+        if host == socket.gethostname():
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                return True
+            except PermissionError:
+                return False
+        return False
+
+    def finish_removals(self) -> list[str]:
+        """Finish (or drop, if undecided) the removals killed processes left."""
+        done: list[str] = []
+        if not self.dest.list_meta("removing/"):
+            return done
+        with self.dest.lifecycle_lock() as exclusive:
+            for version, intent in sorted(self.removals().items(), key=lambda kv: int(kv[0])):
+                if intent.get("phase") == "removing":
+                    try:
+                        self._finish(version, intent, recovered=True)
+                    except PushgateError as e:  # never block a push: the next run tries again
+                        done.append(f"could not finish the removal of version {version}: {e}")
+                        continue
+                    done.append(
+                        f"finished the removal of version {version} that an interrupted prune "
+                        "had started"
+                    )
+                elif intent.get("phase") == "damaged" or exclusive or self._dead(intent):
+                    self.dest.delete_meta(f"removing/{version}.json")
+                    done.append(
+                        f"dropped the undecided removal of version {version} (its prune was "
+                        "interrupted before removing anything, or the intent was unreadable; "
+                        "the version stays)"
+                    )
+        return done
+
+    def recover(self) -> list[str]:
+        """Clean what killed processes left: removals first, then staging (``dest.recover``)."""
+        return self.finish_removals() + self.dest.recover()
 
     # -- views --------------------------------------------------------------------------------
     def versions(self) -> list[VersionInfo]:
         """Every numeric version that exists or is recorded as existing, oldest first."""
         on_store = set(self.dest.numeric_children())
         records = self.records()
+        removing = {v for v, i in self.removals().items() if i.get("phase") == "removing"}
         removed: set[Any] = set()
         withdrawn: set[str] = set()
         if set(records) - on_store:  # only then do the events matter: why is one gone?
@@ -175,9 +353,15 @@ class Journal:
         infos: list[VersionInfo] = []
         for name in sorted(on_store | set(records), key=int):
             info = VersionInfo(name, name in on_store, records.get(name), pinned=name in pins)
-            if info.exists and not info.recorded:
+            info.removing = name in removing
+            if info.removing:
+                info.notes.append(
+                    "being removed: a prune decided to remove it and has not finished (if it "
+                    "was interrupted, the next push or prune finishes it)"
+                )
+            elif info.exists and not info.recorded:
                 info.notes.append("no pushgate record: not published by pushgate, or unfinished")
-            if not info.exists and info.recorded:
+            elif not info.exists and info.recorded:
                 info.notes.append(
                     "withdrawn: it did not serve (pushgate history BASE says why)"
                     if name in withdrawn

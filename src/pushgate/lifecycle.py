@@ -7,10 +7,10 @@ Every function here works from what BASE holds alone (the journal under ``<BASE>
 and only through the :class:`~pushgate.destination.base.Destination` protocol, so each one works
 the same on local disk and on object stores.
 
-Concurrency, and why there is no lock
--------------------------------------
-Nothing here takes a lock over BASE. A lock that a killed process can leave behind needs leases
-and stale-lock recovery, and the writes these commands make do not need one:
+Concurrency
+-----------
+Nothing here locks BASE as a whole (a lock that a killed process can leave behind needs leases
+and stale-lock recovery), and the writes these commands make do not need one:
 
 - A rollback publishes through :func:`pushgate.pushing.publish_to`: a create-only claim of a new
   number, a leased staging copy, one atomic publish. Two rollbacks (or a rollback and a push) at
@@ -22,15 +22,23 @@ and stale-lock recovery, and the writes these commands make do not need one:
 - A rollback also checks that the staged copy's digest equals the target's record, so a target
   that a concurrent prune removes, or that was damaged on disk, is never republished: the copy
   fails or mismatches, and nothing is published.
-- A prune removes with :meth:`Destination.remove_version` (invisible first, then deleted), one
-  version at a time, and re-reads the pins and the newest version just before each removal. Two
-  prunes at once can only both try to remove the same version; the second finds it gone and
-  skips it. A push or rollback that lands during a prune is newer than every version the prune
-  chose, so it is kept; the prune may then leave more than ``keep`` versions, never fewer.
+- A prune removes one version at a time through :meth:`pushgate.journal.Journal.remove`: a
+  create-only removal intent written durably before anything is removed, the pin read again
+  after it, then :meth:`Destination.remove_version` (invisible first, then deleted) and the
+  ``prune`` event. ``pin`` writes its pin and then looks for an intent, so a version ``pin``
+  reported as pinned is never removed; on local disk both also take a short ``flock``
+  (:meth:`Destination.lifecycle_lock`). A prune killed part way leaves its intent, which the
+  next push, rollback, prune or pin finishes (:meth:`Journal.recover`). Two prunes at once can
+  only both try to remove the same version; the intent lets one through. A push or rollback that
+  lands during a prune is newer than every version the prune chose, so it is kept; the prune may
+  then leave more than ``keep`` versions, never fewer.
+
+Every command here refuses a BASE that does not exist (exit 2), and creates nothing there.
 """
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -39,7 +47,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from pushgate.artifact import utc_now
-from pushgate.errors import PushgateError, UsageError
+from pushgate.errors import DestinationError, IntegrityError, PushgateError, UsageError
 from pushgate.journal import Journal, dumps, who
 from pushgate.lifecycle_common import check_version_arg, open_base, published_versions
 from pushgate.lifecycle_rollback import RollbackResult, rollback
@@ -125,14 +133,20 @@ class VersionCheck:
 
 @dataclass
 class VerifyReport:
-    """The result of :func:`verify`; ``ok`` is False on any mismatch."""
+    """The result of :func:`verify`; ``ok`` is False on any mismatch or damaged journal entry.
+
+    ``removing``: versions a prune decided to remove and has not finished (not checked; not a
+    mismatch: the next push or prune finishes the removal). ``journal_errors``: journal entries
+    that cannot be read, each naming its file."""
 
     base: str
     versions: list[VersionCheck] = field(default_factory=list)
+    removing: list[str] = field(default_factory=list)
+    journal_errors: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
-        return all(v.ok for v in self.versions)
+        return all(v.ok for v in self.versions) and not self.journal_errors
 
     @property
     def unrecorded(self) -> list[str]:
@@ -146,6 +160,8 @@ class VerifyReport:
             "files": sum(v.files for v in self.versions),
             "bytes": sum(v.bytes for v in self.versions),
             "unrecorded": self.unrecorded,
+            "removing": self.removing,
+            "journal_errors": self.journal_errors,
             "versions": [v.to_json() for v in self.versions],
         }
 
@@ -159,15 +175,24 @@ def verify(
     """Recompute every file's sha256 and compare it with the journal's manifest.
 
     Checks ``version`` alone, or every numeric version on the store plus every recorded version
-    that should be there. Mismatches are reported in the result (``.ok``), never raised; a
-    version that is neither on the store nor recorded raises :class:`UsageError`.
+    that should be there, and (without ``version``) that every journal event can be read.
+    Mismatches are reported in the result (``.ok``), never raised; a version that is neither on
+    the store nor recorded raises :class:`UsageError`.
     """
     progress = progress or Progress()
     dest = open_base(base, storage_options)
     journal = Journal(dest)
     on_store = set(dest.numeric_children())
     records = journal.records()
-    removed = _removed_versions(journal.events()) - on_store
+    report = VerifyReport(dest.url)
+    events = journal.events(damaged=True)
+    report.journal_errors = [
+        f"damaged journal entry {e['file']}: {e['error']}"
+        for e in events
+        if e.get("event") == "damaged" and version is None
+    ]
+    removed = _removed_versions(events) - on_store
+    removing = {v for v, i in journal.removals().items() if i.get("phase") == "removing"}
     if version is not None:
         version = check_version_arg(version)
         if version in removed:
@@ -182,13 +207,14 @@ def verify(
         names = [version]
     else:
         names = sorted(on_store | (set(records) - removed), key=int)
-        if not names:
+        if not names and not report.journal_errors:
             raise UsageError(
                 f"nothing to verify at {dest.url}: no versions and no pushgate records there; "
                 "check the path or URL"
             )
+    report.removing = [n for n in names if n in removing]
+    names = [n for n in names if n not in removing]
 
-    report = VerifyReport(dest.url)
     jobs: list[tuple[VersionCheck, str, int, str]] = []  # (check, rel, size, expected sha256)
     for name in names:
         rec = records.get(name)
@@ -200,6 +226,9 @@ def verify(
             continue
         try:
             stored = dest.list_version_files(name)
+        except IntegrityError as e:  # it holds something that is not a file (a FIFO ...)
+            check.errors.append(str(e))
+            continue
         except (OSError, PushgateError) as e:
             check.errors.append(f"cannot list the version's files: {e}")
             continue
@@ -258,7 +287,8 @@ def verify(
 # -- prune --------------------------------------------------------------------------------------
 @dataclass
 class PruneResult:
-    """The outcome of :func:`prune`."""
+    """The outcome of :func:`prune`. ``busy``: versions another prune was removing at the same
+    moment (left to it); ``recovered``: what was finished for processes killed earlier."""
 
     base: str
     keep: int
@@ -267,6 +297,8 @@ class PruneResult:
     kept: list[str] = field(default_factory=list)
     pinned: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+    busy: list[str] = field(default_factory=list)
+    recovered: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
 
     @property
@@ -282,6 +314,8 @@ class PruneResult:
             "kept": self.kept,
             "pinned": self.pinned,
             "skipped": self.skipped,
+            "busy": self.busy,
+            "recovered": self.recovered,
             "errors": self.errors,
         }
 
@@ -295,9 +329,12 @@ def prune(
     """Remove all but the newest ``keep`` published versions, oldest first.
 
     Never removes the newest version, a pinned one, or a numeric directory pushgate did not
-    publish (those are listed in ``skipped``). Each removal makes the version invisible to
-    servers first, then deletes it. The records of removed versions are kept; a ``prune`` event
-    is written right after each removal (``removed``: the list of what it removed).
+    publish (those are listed in ``skipped``). First finishes what killed processes left
+    (:meth:`Journal.recover`). Each removal records its intent before it starts, makes the version
+    invisible to servers, deletes it, and writes a ``prune`` event (``removed``: ``[version]``);
+    a prune killed part way is finished by the next push, rollback, prune or pin. The records of
+    removed versions are kept. Each removal costs a few small reads and writes, independent of
+    how many versions BASE holds.
     """
     if isinstance(keep, bool) or not isinstance(keep, int) or keep < 1:
         raise UsageError(
@@ -306,20 +343,22 @@ def prune(
         )
     dest = open_base(base, storage_options)
     journal = Journal(dest)
-    if not dry_run:
+    result = PruneResult(dest.url, keep, dry_run)
+    # Finish removals a killed prune left before planning, so the plan sees them done.
+    pending = not dry_run and bool(dest.list_meta("removing/"))
+    if pending:
         dest.check_writable()
+        result.recovered = journal.recover()
     infos = journal.versions()
     published = published_versions(infos)
-    result = PruneResult(dest.url, keep, dry_run)
     result.skipped = [i.version for i in infos if i.exists and not i.recorded]
-    pins = journal.pins()
     newest_numeric = max((int(i.version) for i in infos if i.exists), default=None)
     keep_set = {i.version for i in published[-keep:]}
     candidates: list[str] = []
     for info in published:
         if info.version in keep_set:
             result.kept.append(info.version)
-        elif info.version in pins:
+        elif info.pinned:
             result.pinned.append(info.version)
         elif newest_numeric is not None and int(info.version) == newest_numeric:
             result.kept.append(info.version)
@@ -328,23 +367,26 @@ def prune(
     if dry_run:
         result.removed = candidates
         return result
+    if not candidates:
+        return result  # nothing to write: a BASE that is not pushgate's gets no .pushgate/
+    if not pending:
+        dest.check_writable()
+        result.recovered = journal.recover()
     for version in candidates:
-        # Re-read what may have changed since the plan: a pin, or the version already gone.
-        if version in journal.pins():
-            result.pinned.append(version)
-            continue
-        if version not in set(dest.numeric_children()):
-            continue
         try:
-            dest.remove_version(version)
+            outcome = journal.remove(version, keep=keep)
         except PushgateError as e:
             result.errors.append(f"could not remove version {version}: {e}")
-            journal.event("prune", keep=keep, removed=[], failed=version, error=str(e))
+            # best effort: the intent left behind already tells the next run to finish it
+            with contextlib.suppress(PushgateError):
+                journal.event("prune", keep=keep, removed=[], failed=version, error=str(e))
             break
-        result.removed.append(version)
-        # One event per removal, right after it: a crash part way through a long prune then
-        # leaves every removed version recorded as pruned, not as "missing from the store".
-        journal.event("prune", version=version, keep=keep, removed=[version])
+        if outcome == "removed":
+            result.removed.append(version)
+        elif outcome == "pinned":  # pinned since the plan was made
+            result.pinned.append(version)
+        elif outcome == "busy":
+            result.busy.append(version)
     return result
 
 
@@ -359,23 +401,50 @@ def pin(
     reason: str | None = None,
     storage_options: Mapping[str, str] | None = None,
 ) -> bool:
-    """Protect ``version`` from prune. Returns False when it was already pinned."""
+    """Protect ``version`` from prune. Returns False when it was already pinned.
+
+    Ordered against prune (see :meth:`Journal.remove`): the pin is written first, then the
+    version is checked for a removal under way; if one is, the pin is taken back and
+    :class:`DestinationError` raised, so True or False here means the version is pinned and no
+    prune will remove it.
+    """
     version = check_version_arg(version)
     dest = open_base(base, storage_options)
     journal = Journal(dest)
     if version not in set(dest.numeric_children()):
         raise UsageError(f"cannot pin version {version}: it does not exist at {dest.url}")
-    if version in journal.pins():
-        return False
-    doc = {
-        "schema": "pushgate.pin/v1",
-        "version": version,
-        "at": utc_now(),
-        "reason": reason,
-        **who(),
-    }
-    dest.write_meta(_pin_key(version), dumps(doc))
-    journal.event("pin", version=version, reason=reason)
+    if dest.list_meta("removing/"):
+        journal.finish_removals()  # a killed prune's intent must not block pins for ever
+    with dest.lifecycle_lock():
+        already = journal.pinned(version)
+        if not already:
+            doc = {
+                "schema": "pushgate.pin/v1",
+                "version": version,
+                "at": utc_now(),
+                "reason": reason,
+                **who(),
+            }
+            dest.write_meta(_pin_key(version), dumps(doc))
+        # Read after the pin is written: a prune that wrote its intent before our pin is seen
+        # here; one that writes it after sees our pin. A removal finished meanwhile shows as the
+        # version being gone.
+        intent = journal.removal(version)
+        gone = intent is None and version not in set(dest.numeric_children())
+        if intent is not None or gone:
+            if not already:
+                dest.delete_meta(_pin_key(version))
+            if gone:
+                raise UsageError(f"cannot pin version {version}: it does not exist at {dest.url}")
+            assert intent is not None
+            raise DestinationError(
+                f"cannot pin version {version} at {dest.url}: a prune is removing it (started "
+                f"{intent.get('at', '?')} by {intent.get('user', '?')}@{intent.get('host', '?')});"
+                " it was not pinned. Run 'pushgate versions' to see whether it is still there"
+            )
+        if already:
+            return False
+        journal.event("pin", version=version, reason=reason)
     return True
 
 
@@ -388,7 +457,7 @@ def unpin(
     version = check_version_arg(version)
     dest = open_base(base, storage_options)
     journal = Journal(dest)
-    if version not in journal.pins():
+    if not journal.pinned(version):
         return False
     dest.delete_meta(_pin_key(version))
     journal.event("unpin", version=version)
@@ -401,10 +470,11 @@ def history(
     storage_options: Mapping[str, str] | None = None,
     limit: int | None = None,
 ) -> list[dict[str, Any]]:
-    """The audit trail at ``base``: every journal event, newest first."""
+    """The audit trail at ``base``: every journal event, newest first. An event file that cannot
+    be read is listed in its place as ``{"event": "damaged", "file": ..., "error": ...}``."""
     if limit is not None and limit < 1:
         raise UsageError(f"--limit must be at least 1 (got {limit})")
     dest = open_base(base, storage_options)
     # Event keys start with their UTC time to the microsecond, so key order is time order.
-    events = list(reversed(Journal(dest).events()))
+    events = list(reversed(Journal(dest).events(damaged=True)))
     return events[:limit] if limit is not None else events

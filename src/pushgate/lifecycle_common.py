@@ -7,7 +7,7 @@ from pathlib import Path
 
 from pushgate.destination import open_destination
 from pushgate.destination.base import Destination, is_version_name
-from pushgate.errors import UsageError
+from pushgate.errors import DestinationInputError, UsageError
 from pushgate.journal import VersionInfo
 
 
@@ -22,9 +22,22 @@ def check_version_arg(version: str) -> str:
 
 
 def open_base(base: str | Path, storage_options: Mapping[str, str] | None) -> Destination:
-    return open_destination(str(base), storage_options)
+    """The destination at ``base``, which must exist: every command but push refuses a BASE
+    that is not there (a typo), before writing anything, rather than create it."""
+    dest = open_destination(str(base), storage_options)
+    if not dest.exists():
+        what = "no such directory" if dest.local else "no object under that prefix"
+        raise DestinationInputError(
+            f"there is no BASE at {dest.url} ({what}); check the path or URL. Nothing was "
+            "created there: only 'pushgate push' creates a BASE"
+        )
+    return dest
 
 
 def published_versions(infos: list[VersionInfo]) -> list[VersionInfo]:
-    """The versions both on the store and recorded by pushgate, oldest first."""
-    return sorted((i for i in infos if i.exists and i.recorded), key=lambda i: int(i.version))
+    """The versions both on the store and recorded by pushgate, oldest first, less any a prune
+    is removing (an interrupted one: recovery finishes it)."""
+    return sorted(
+        (i for i in infos if i.exists and i.recorded and not i.removing),
+        key=lambda i: int(i.version),
+    )

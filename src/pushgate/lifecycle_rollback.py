@@ -106,7 +106,8 @@ def rollback(
     dest = open_base(base, storage_options)
     journal = Journal(dest)
     # Choose first, from reads alone, so a refused rollback writes nothing. recover() cannot change
-    # the choice: it only removes staging copies and records of versions that never appeared.
+    # the choice: it removes staging copies, records of versions that never appeared, and
+    # versions an interrupted prune was removing (which published_versions() already leaves out).
     published = published_versions(journal.versions())
     if not published:
         raise UsageError(f"nothing to roll back at {dest.url}: no version published by pushgate")
@@ -148,7 +149,7 @@ def rollback(
     if dry_run:
         return result
     dest.check_writable()
-    result.recovered = dest.recover()
+    result.recovered = journal.recover()
 
     policy = versioning or str(current.record.get("versioning") or "auto")
     request = PushRequest(destinations=(dest.url,), versioning=policy)

@@ -341,8 +341,8 @@ class _Plan:
 
     def _push(self, dest: Destination, res: DestinationResult) -> None:
         dest.check_writable()
-        res.recovered = dest.recover()
         journal = Journal(dest)
+        res.recovered = journal.recover()
         newest = journal.newest_published()
         source, request, decision = self.source, self.request, self.decision
         if (

@@ -28,8 +28,11 @@ def register(sub: Any) -> None:
         help="check every stored file against the journal's checksums",
         description="Recompute the sha256 of every file of every version (or one VERSION) under "
         "BASE, in parallel, and compare with the manifest recorded when it was pushed. Reports "
-        "missing, extra and changed files, recorded versions missing from the store, and numeric "
-        "directories with no record. Exit code 3 on any mismatch.",
+        "missing, extra and changed files, anything in a version that is not a regular file "
+        "(FIFO, socket, symlink), recorded versions missing from the store, numeric directories "
+        "with no record and (without VERSION) journal entries that cannot be read. Versions an "
+        "interrupted prune was removing are listed, not checked. Exit code 3 on any mismatch "
+        "or damage, 2 when BASE does not exist.",
         options=_verify_options,
     )
     add_destination_command(
@@ -50,8 +53,11 @@ def register(sub: Any) -> None:
         help="remove all but the newest N published versions",
         description="Remove old published versions, oldest first, keeping the newest N. Never "
         "removes the newest version, a pinned one, or a numeric directory pushgate did not "
-        "publish. Each version is made invisible to servers (renamed away) before it is deleted. "
-        "The records stay; the removal is recorded.",
+        "publish. Each removal is recorded as an intent before it starts, then the version is "
+        "made invisible to servers (renamed away) and deleted, and the removal recorded; a "
+        "killed prune is finished by the next push, rollback, prune or pin. A pin made while a "
+        "prune runs either wins (the version is kept) or fails; it never reports success for a "
+        "version that is then removed. The records stay.",
         options=_prune_options,
     )
     add_destination_command(
@@ -59,7 +65,8 @@ def register(sub: Any) -> None:
         "pin",
         run_pin,
         help="protect a version from prune",
-        description="Mark VERSION as pinned: prune never removes it. Recorded.",
+        description="Mark VERSION as pinned: prune never removes it. Recorded. Fails (exit 1) "
+        "when a prune is removing VERSION at that moment.",
         options=_pin_options,
     )
     add_destination_command(
@@ -77,7 +84,8 @@ def register(sub: Any) -> None:
         help="the audit trail of a destination, newest first",
         description="Every event recorded at BASE, newest first: pushes (forced ones with their "
         "reasons, unchanged re-pushes), rollbacks, prunes, pins, unpins and hook runs; who, "
-        "when, which versions.",
+        "when, which versions. A journal entry that cannot be read is shown as DAMAGED, naming "
+        "its file, and the rest is still shown (exit 0, with a warning).",
         options=_history_options,
     )
 
@@ -154,7 +162,14 @@ def run_verify(args: argparse.Namespace) -> int:
     if args.json:
         emit_json(report.to_json())
     else:
-        if not report.versions:
+        for line in report.journal_errors:
+            print(f"DAMAGED  {line}")
+        for v in report.removing:
+            print(
+                f"REMOVING {v:<12} a prune decided to remove it and has not finished (not "
+                "checked; the next push or prune finishes it)"
+            )
+        if not report.versions and not report.journal_errors:
             print(f"no versions under {report.base}")
         for check in report.versions:
             status = "OK      " if check.ok else "MISMATCH"
@@ -162,7 +177,7 @@ def run_verify(args: argparse.Namespace) -> int:
             print(f"{status} {check.version:<12} {size}")
             for problem in check.problems():
                 print(f"         {problem}")
-        if report.versions:
+        if report.versions or report.journal_errors:
             print("all versions match their records" if report.ok else "verify found mismatches")
     return 0 if report.ok else IntegrityError.exit_code
 
@@ -235,6 +250,8 @@ def run_prune(args: argparse.Namespace) -> int:
     if args.json:
         emit_json(result.to_json())
     else:
+        for line in result.recovered:
+            print(f"recovered: {line}")
         verb = "WOULD REMOVE" if result.dry_run else "REMOVED"
         for v in result.removed:
             print(f"{verb:<12} {v}")
@@ -242,6 +259,8 @@ def run_prune(args: argparse.Namespace) -> int:
             print(f"{'PINNED':<12} {v} (kept)")
         for v in result.skipped:
             print(f"{'SKIPPED':<12} {v} (no pushgate record; not touched)")
+        for v in result.busy:
+            print(f"{'BUSY':<12} {v} (another prune is removing it)")
         for e in result.errors:
             print(f"{'FAILED':<12} {e}")
         if not result.removed:
@@ -292,6 +311,8 @@ def _describe(e: dict[str, Any]) -> str:
         return text + (f"; FAILED on {e.get('failed')}: {e['error']}" if e.get("error") else "")
     if kind in ("pin", "unpin"):
         return f"{kind}ned version {v}" + (f": {e['reason']}" if e.get("reason") else "")
+    if kind == "damaged":
+        return f"DAMAGED journal entry {e.get('file')}: {e.get('error')}"
     if kind == "hook":
         state = "ok" if e.get("ok") else f"FAILED ({e.get('error')})"
         return f"on-publish hook for version {v}: {state}"
@@ -304,6 +325,9 @@ def run_history(args: argparse.Namespace) -> int:
     from pushgate.lifecycle import history
 
     events = history(args.base, storage_options(args), limit=args.limit)
+    for e in events:
+        if e.get("event") == "damaged":
+            warn(f"damaged journal entry {e.get('file')} ({e.get('error')}); the rest is shown")
     if args.json:
         emit_json({"base": args.base, "events": events})
         return 0

@@ -7,6 +7,7 @@ pushgate keeps everything of its own under ``<BASE>/.pushgate/`` (never numeric,
 - ``records/<version>.json`` the journal record of a published version
 - ``events/<time>-<id>.json`` one lifecycle event (push, rollback, prune, pin, hook ...)
 - ``pins/<version>``          versions prune must keep
+- ``removing/<version>.json`` a removal under way (written before the removal starts)
 - ``staging/<id>/``           copies being made; never served, removed when stale
 
 The destination owns the commit protocol: ``publish`` makes a staged copy visible as a version
@@ -15,6 +16,7 @@ and writes its record in the order that keeps the store true on a crash at any i
 
 from __future__ import annotations
 
+import contextlib
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
@@ -26,14 +28,15 @@ from pushgate.manifest import Manifest
 from pushgate.source import SourceFile
 
 META = ".pushgate"
-VERSION_NAME = re.compile(r"^[0-9]+$")
+VERSION_NAME = re.compile(r"[0-9]+")
 
 ProgressFn = Callable[[int], None]
 
 
 def is_version_name(name: str) -> bool:
-    """True when a model server would treat ``name`` as a version (all digits)."""
-    return bool(VERSION_NAME.match(name))
+    """True when a model server would treat ``name`` as a version: ASCII digits only (``str``'s
+    ``isdigit`` also accepts ``²`` and other scripts' digits, which ``int`` may then refuse)."""
+    return VERSION_NAME.fullmatch(name) is not None
 
 
 def make_token(version: int | str, suffix: str) -> str:
@@ -66,6 +69,11 @@ class Destination(ABC):
     holds_empty_dirs: bool = False
 
     # -- versions -----------------------------------------------------------------------------
+    @abstractmethod
+    def exists(self) -> bool:
+        """True when BASE is there (a directory; on a bucket, any object under the prefix).
+        Reads only: every command but push refuses a BASE that is not there."""
+
     @abstractmethod
     def numeric_children(self) -> list[str]:
         """Names of the direct children of BASE whose name is all digits."""
@@ -147,8 +155,15 @@ class Destination(ABC):
         """Clean what dead pushers left (staging, unfinished versions); return what was done."""
 
     @abstractmethod
-    def remove_version(self, version: str) -> None:
-        """Make a version invisible to servers first, then delete its bytes."""
+    def remove_version(self, version: str) -> bool:
+        """Make a version invisible to servers first, then delete its bytes; False when there
+        was nothing to remove (idempotent: a removal cut short is finished by calling again)."""
+
+    def lifecycle_lock(self) -> AbstractContextManager[bool]:
+        """Hold off other processes' pin and removal decisions for the block, where the store
+        can (a local ``flock``: yields True). Object stores yield False: there, pin and prune
+        are ordered by create-only removal intents alone (see :mod:`pushgate.journal`)."""
+        return contextlib.nullcontext(False)
 
     @abstractmethod
     def lease(self, token: str) -> AbstractContextManager[None]:

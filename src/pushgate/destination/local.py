@@ -21,6 +21,7 @@ import fcntl
 import hashlib
 import os
 import shutil
+import stat
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -37,7 +38,12 @@ from pushgate.destination.base import (
     is_version_name,
     token_version,
 )
-from pushgate.errors import DestinationError, DestinationInputError, StorageFullError
+from pushgate.errors import (
+    DestinationError,
+    DestinationInputError,
+    IntegrityError,
+    StorageFullError,
+)
 from pushgate.layout import is_server_written
 from pushgate.manifest import CHUNK, FileEntry, Manifest, workers
 from pushgate.source import SourceFile
@@ -93,6 +99,38 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+_KINDS = {
+    stat.S_IFIFO: "a FIFO",
+    stat.S_IFSOCK: "a socket",
+    stat.S_IFCHR: "a character device",
+    stat.S_IFBLK: "a block device",
+    stat.S_IFLNK: "a symlink",
+}
+
+
+def _kind(mode: int) -> str:
+    return _KINDS.get(stat.S_IFMT(mode), "not a regular file")
+
+
+def open_regular(path: Path, *, follow: bool) -> int:
+    """A read-only descriptor of ``path``, which must be a regular file. Opened non-blocking
+    (a FIFO planted there must never hang the reader) and, unless ``follow``, without following
+    a symlink; raises ``OSError(EINVAL)`` naming what it found otherwise."""
+    flags = os.O_RDONLY | os.O_NONBLOCK | (0 if follow else os.O_NOFOLLOW)
+    try:
+        fd = os.open(path, flags)
+    except OSError as e:
+        if e.errno == errno.ELOOP and not follow:
+            raise OSError(errno.EINVAL, f"{path} is a symlink, not a regular file") from e
+        raise
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode):
+        os.close(fd)
+        raise OSError(errno.EINVAL, f"{path} is {_kind(st.st_mode)}, not a regular file")
+    os.set_blocking(fd, True)
+    return fd
+
+
 def _wrap(e: OSError, what: str, path: Path | str) -> DestinationError:
     if e.errno in (errno.ENOSPC, errno.EDQUOT):
         return StorageFullError(f"no space left on the device while {what} {path}")
@@ -111,6 +149,9 @@ class LocalDestination(Destination):
         self.meta = self.base / META
 
     # -- versions -----------------------------------------------------------------------------
+    def exists(self) -> bool:
+        return self.base.is_dir()
+
     def numeric_children(self) -> list[str]:
         try:
             return [e.name for e in os.scandir(self.base) if is_version_name(e.name) and e.is_dir()]
@@ -123,18 +164,31 @@ class LocalDestination(Destination):
         return str(self.base / version)
 
     def list_version_files(self, version: str) -> dict[str, int]:
+        """Every regular file of the version; anything else in it (a FIFO, socket, device or
+        symlink, which pushgate never writes) is damage: IntegrityError naming each one."""
         root = self.base / version
         out: dict[str, int] = {}
-        for dirpath, _dirs, names in os.walk(root):
-            for name in names:
+        odd: list[str] = []
+        for dirpath, dirs, names in os.walk(root):
+            for name in dirs + names:
                 p = Path(dirpath) / name
                 rel = p.relative_to(root).as_posix()
-                if not is_server_written(rel):  # a server's own cache (see pushgate.layout)
-                    out[rel] = p.stat().st_size
+                if is_server_written(rel):  # a server's own cache (see pushgate.layout)
+                    continue
+                st = p.lstat()
+                if stat.S_ISREG(st.st_mode):
+                    out[rel] = st.st_size
+                elif not stat.S_ISDIR(st.st_mode):
+                    odd.append(f"{rel} ({_kind(st.st_mode)})")
+        if odd:
+            raise IntegrityError(
+                f"version {version} at {self.url} holds what pushgate never writes, not regular "
+                f"files: {', '.join(sorted(odd))}; remove them or roll back to another version"
+            )
         return out
 
     def open_version_file(self, version: str, rel: str) -> BinaryIO:
-        return open(self.base / version / rel, "rb")
+        return os.fdopen(open_regular(self.base / version / rel, follow=False), "rb")
 
     def missing_dirs(self, version: str, dirs: Sequence[str]) -> list[str]:
         root = self.base / version
@@ -252,7 +306,7 @@ class LocalDestination(Destination):
         h = hashlib.sha256()
         view = memoryview(buf)
         size = flushed = 0
-        with open(src.abspath, "rb", buffering=0) as fin:
+        with os.fdopen(open_regular(Path(src.abspath), follow=True), "rb", buffering=0) as fin:
             fd = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
             try:
                 while True:
@@ -344,7 +398,18 @@ class LocalDestination(Destination):
         ]
         # only the recorded empty directories the version still holds: one gone is damage, and
         # the copy's digest then differs from the record's (the caller refuses to publish it)
-        return self.stage(files, token, progress, [d for d in dirs if (root / d).is_dir()])
+        kept = [d for d in dirs if (root / d).is_dir()]
+        try:
+            return self.stage(files, token, progress, kept)
+        except DestinationError as e:
+            gone = e.__cause__
+            if isinstance(gone, FileNotFoundError) and str(gone.filename).startswith(f"{root}/"):
+                raise DestinationError(
+                    f"{gone.filename} (of version {version} at {self.url}) disappeared while it "
+                    "was being copied: the version was removed (by a prune?) or damaged; "
+                    "nothing was published"
+                ) from e
+            raise
 
     def publish(self, staged: Staged, version: str, record: bytes) -> None:
         src = self.meta / "staging" / staged.token
@@ -420,14 +485,35 @@ class LocalDestination(Destination):
                     os.close(fd)
         return done
 
-    def remove_version(self, version: str) -> None:
+    def remove_version(self, version: str) -> bool:
         src = self.base / version
         trash = self.meta / "trash"
-        trash.mkdir(parents=True, exist_ok=True)
         hidden = trash / f"{version}-{uuid.uuid4().hex[:8]}"
         try:
+            if not src.is_dir():
+                return False
+            trash.mkdir(parents=True, exist_ok=True)
             os.rename(src, hidden)  # one atomic step: servers stop seeing it, whole
             fsync_dir(self.base)
+        except FileNotFoundError:
+            return False  # removed meanwhile by another process
         except OSError as e:
             raise _wrap(e, "removing version", src) from e
         shutil.rmtree(hidden, ignore_errors=True)
+        return True
+
+    @contextmanager
+    def lifecycle_lock(self) -> Iterator[bool]:
+        path = self.meta / "lifecycle.lock"
+        try:
+            self.meta.mkdir(exist_ok=True)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+        except OSError as e:
+            raise DestinationInputError(
+                f"cannot take the lock {path}: {e.strerror or e}; pin and prune need to write there"
+            ) from e
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)  # released by the kernel if this process dies
+            yield True
+        finally:
+            os.close(fd)

@@ -33,6 +33,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
+import itertools
 import json
 import os
 import queue
@@ -596,6 +597,17 @@ class ObjectStoreDestination(Destination):
         return ThreadPoolExecutor(max_workers=max(1, min(2 * workers(), n)))
 
     # -- versions -----------------------------------------------------------------------------
+    def exists(self) -> bool:
+        key = self._key("")
+        try:
+            return any(batch for batch in itertools.islice(self.store.list_prefix(key), 1))
+        except _NOT_FOUND as e:
+            if _missing_bucket(e):
+                raise self._error(e, "listing", key or self.url) from e
+            return False
+        except Exception as e:
+            raise self._error(e, "listing", key or self.url) from e
+
     def numeric_children(self) -> list[str]:
         names, _ = self._list_dir("")
         return [n for n in names if is_version_name(n)]
@@ -822,7 +834,18 @@ class ObjectStoreDestination(Destination):
                     raise self._error(e, "copying to", dst) from e
                 digest = hashers[-1].hexdigest()
             else:
-                self._copy(src, f"{root}{rel}")
+                try:
+                    self.store.copy(src, f"{root}{rel}")
+                except _NOT_FOUND as e:
+                    if _missing_bucket(e):
+                        raise self._error(e, "copying", src) from e
+                    raise DestinationError(
+                        f"{self._where(src)} (of version {version}) disappeared while it was "
+                        "being copied: the version was removed (by a prune?) or damaged; "
+                        "nothing was published"
+                    ) from e
+                except Exception as e:
+                    raise self._error(e, "copying to", f"{root}{rel}") from e
                 # hash the staged copy itself (never trust the record): a damaged target must
                 # be caught by the caller's digest check, not republished as intact
                 with self._open(f"{root}{rel}") as f:
@@ -990,10 +1013,11 @@ class ObjectStoreDestination(Destination):
             self.delete_meta(f"staging/{token}.lease")
         return done
 
-    def remove_version(self, version: str) -> None:
+    def remove_version(self, version: str) -> bool:
         keys = [m["path"] for m in self._list(f"{version}/")]
         others, entries = _entry_last(keys)
         lasts, others = _triton_first(others)
         self._delete(entries[::-1])  # top-level saved_model.pb first: loaders stop starting on it
         self._delete(others)
         self._delete(lasts)  # Triton's model file last: never a version without it
+        return bool(keys)
