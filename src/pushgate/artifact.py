@@ -98,3 +98,65 @@ def write_properties(directory: Path, artifact_type: str, properties: dict[str, 
     path = directory / PROPERTIES_FILE
     atomic_write(path, properties_bytes(artifact_type, properties))
     return path
+
+
+# -- TFX artifact objects ------------------------------------------------------------------------
+# Anything with ``.uri`` and TFX's property getters (``get_custom_property`` or
+# ``get_int_custom_property``) is treated as an artifact whose properties, as in ML Metadata,
+# carry the verdicts; a user's own class with these methods plugs in the same way as TFX's.
+
+
+def single(value: Any, what: str) -> Any:
+    """One input as TFX hands it: a list of artifacts, where ``[]`` is an input that resolved to
+    nothing (absent, ``None``); a bare path or artifact is returned as it is."""
+    if isinstance(value, (list, tuple)):
+        if not value:
+            return None
+        if len(value) != 1:
+            raise InputError(f"{what}: expected one artifact, got {len(value)}")
+        return value[0]
+    return value
+
+
+def has_properties(obj: Any) -> bool:
+    """True for a TFX-style artifact object (it answers custom-property reads)."""
+    return any(
+        callable(getattr(obj, name, None))
+        for name in ("get_custom_property", "get_int_custom_property")
+    )
+
+
+def int_property(obj: Any, key: str) -> int | None:
+    """An artifact object's integer custom property, ``None`` when it is not set."""
+    has = getattr(obj, "has_custom_property", None)
+    if callable(has) and not has(key):
+        return None
+    getter = getattr(obj, "get_custom_property", None)
+    value = getter(key) if callable(getter) else obj.get_int_custom_property(key)
+    if value is None:
+        return None
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise InputError(
+            f"artifact {getattr(obj, 'uri', obj)!r}: property {key!r} is {value!r}, not an integer"
+        ) from None
+
+
+def set_properties(obj: Any, properties: dict[str, Any]) -> None:
+    """Set custom properties on an artifact object the way TFX's components do (ints as int
+    properties, text as string properties, anything else as JSON text); ``None`` values are
+    skipped. Objects without TFX's setters are left alone."""
+    set_int = getattr(obj, "set_int_custom_property", None)
+    set_str = getattr(obj, "set_string_custom_property", None)
+    if not callable(set_int) or not callable(set_str):
+        return
+    for key, value in properties.items():
+        if value is None:
+            continue
+        if isinstance(value, bool) or isinstance(value, int):
+            set_int(key, int(value))
+        elif isinstance(value, str):
+            set_str(key, value)
+        else:
+            set_str(key, json.dumps(value, sort_keys=True))

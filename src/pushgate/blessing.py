@@ -12,6 +12,11 @@ InfraBlessing             ``INFRA_BLESSED`` ``INFRA_NOT_BLESSED``
 A directory with neither marker has **no verdict** (TFX's Evaluator without thresholds). pushgate
 keeps the three states apart everywhere: ``blessed``, ``not_blessed``, ``no_verdict``, plus
 ``absent`` when no blessing was given at all.
+
+Given a TFX artifact object (``.uri`` plus property getters, see :mod:`pushgate.artifact`), its
+``blessed`` custom property decides, as in TFX's Pusher (unset reads as 0, as TFX reads it); the
+marker file in its directory must agree, else the blessing fails with a note saying so (fail
+closed: an artifact whose metadata and files disagree was tampered with or half-written).
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pushgate.artifact import read_properties, write_properties
+from pushgate.artifact import has_properties, int_property, read_properties, write_properties
 from pushgate.errors import InputError
 
 
@@ -63,13 +68,18 @@ class Blessing:
     verdict: Verdict
     path: Path | None = None
     properties: dict[str, Any] | None = None
+    #: why a failing verdict fails, when the verdict alone does not say it (a disagreement)
+    note: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        doc = {
             "verdict": self.verdict.value,
             "path": str(self.path) if self.path else None,
             "properties": self.properties or {},
         }
+        if self.note:
+            doc["note"] = self.note
+        return doc
 
 
 def absent(kind: BlessingKind) -> Blessing:
@@ -132,3 +142,33 @@ def write_blessing(
         path=path,
         properties=props,
     )
+
+
+def _marker_text(verdict: Verdict, kind: BlessingKind) -> str:
+    yes, no = kind.markers
+    if verdict is Verdict.BLESSED:
+        return f"the marker file says blessed ({yes})"
+    if verdict is Verdict.NOT_BLESSED:
+        return f"the marker file says not blessed ({no})"
+    return f"there is no marker file ({yes} or {no})"
+
+
+def read_input_blessing(value: Any, path: Path, kind: BlessingKind) -> Blessing:
+    """The blessing of one input: ``value`` as given (a path or an artifact object) and ``path``
+    the local directory holding its files."""
+    files = read_blessing(path, kind)
+    if not has_properties(value):
+        return files
+    flag = int_property(value, "blessed")
+    blessed = flag == 1  # TFX's test: get_int_custom_property('blessed') == 1
+    said = Verdict.BLESSED if blessed else Verdict.NOT_BLESSED
+    props = {**(files.properties or {}), "blessed": flag}
+    if files.verdict is said:
+        return Blessing(kind=kind, verdict=said, path=path, properties=props)
+    shown = "unset" if flag is None else flag
+    note = (
+        f"disagrees with itself: its blessed property is {shown} but "
+        f"{_marker_text(files.verdict, kind)}; not pushing a model whose metadata and files "
+        "disagree (re-run the validator)"
+    )
+    return Blessing(kind=kind, verdict=Verdict.NOT_BLESSED, path=path, properties=props, note=note)

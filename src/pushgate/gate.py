@@ -34,6 +34,8 @@ class Decision:
 def _describe(b: Blessing) -> str:
     name = b.kind.value.replace("_", " ")
     where = f" ({b.path})" if b.path else ""
+    if b.note:
+        return f"{name} {b.note}{where}"
     if b.verdict is Verdict.NOT_BLESSED:
         return f"{name} says NOT blessed{where}"
     return f"{name} has no verdict{where} (the validator wrote no marker: was it given thresholds?)"

@@ -19,8 +19,8 @@ from typing import Any
 
 from pushgate import __version__
 from pushgate.artifact import PROPERTIES_FILE as PROPS
-from pushgate.artifact import artifact_path, artifact_uri, utc_now
-from pushgate.blessing import Blessing, BlessingKind, absent, read_blessing
+from pushgate.artifact import artifact_path, artifact_uri, set_properties, single, utc_now
+from pushgate.blessing import Blessing, BlessingKind, absent, read_input_blessing
 from pushgate.destination import open_destination
 from pushgate.destination.base import Destination, make_token
 from pushgate.errors import (
@@ -67,8 +67,14 @@ class PushRequest:
     hook_timeout: float = HOOK_TIMEOUT_S
     #: publish a model directory that matches no known layout (recorded); never a blessing
     any_model: bool = False
+    #: where the push comes from when a pipeline runs it (pipeline, run, component, execution
+    #: and input artifact ids), stored in the version's record
+    lineage: Mapping[str, Any] | None = None
 
     def __post_init__(self) -> None:
+        # TFX hands inputs as lists; an optional input that resolved to nothing is [] (absent)
+        for name in ("model", "model_blessing", "infra_blessing", "pushed_model"):
+            object.__setattr__(self, name, single(getattr(self, name), name))
         if isinstance(self.destinations, (str, Path)):
             object.__setattr__(self, "destinations", (str(self.destinations),))
         object.__setattr__(self, "destinations", tuple(str(d) for d in self.destinations))
@@ -268,6 +274,7 @@ def _record(
         "pushgate_version": __version__,
         "previous_newest": previous,
         "versioning": request.versioning,
+        **({"lineage": dict(request.lineage)} if request.lineage else {}),
     }
 
 
@@ -443,7 +450,7 @@ class _Inputs:
             return absent(kind)
         local = self.local(value, f"--{kind.value.replace('_', '-')}", (*kind.markers, PROPS))
         assert local is not None
-        blessing = self.translated(lambda: read_blessing(local, kind))
+        blessing = self.translated(lambda: read_input_blessing(value, local, kind))
         return replace(blessing, path=self.show(local))
 
     def show(self, path: Path | None) -> str | None:
@@ -525,6 +532,7 @@ def _push(request: PushRequest, progress: Progress, inputs: _Inputs) -> PushResu
     if not decision.push:
         if pushed_model is not None:
             pushed_model = write_pushed_model(pushed_model, None, {"pushed": 0}, options)
+            set_properties(request.pushed_model, {"pushed": 0})
         return PushResult(
             pushed=False,
             reason=decision.reason,
@@ -574,6 +582,7 @@ def _push(request: PushRequest, progress: Progress, inputs: _Inputs) -> PushResu
         pushed_model = write_pushed_model(
             pushed_model, files if pushed else None, props, options, dirs=tree.dirs
         )
+        set_properties(request.pushed_model, props)
     reason = decision.reason
     if results and all(r.already_present for r in results):
         reason += f"; identical to version {results[0].version}, already published (nothing copied)"

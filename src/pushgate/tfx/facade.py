@@ -10,6 +10,9 @@ pusher = Pusher(
         filesystem=PushDestination.Filesystem(base_directory=serving_model_dir)),
 )
 result = pusher.run()          # a PushResult; pusher.outputs["pushed_model"] too
+
+This runs a push now, from a script. Inside a TFX pipeline (inputs are Channels) use the TFX
+component ``from pushgate.tfx import Pusher`` instead; given a Channel, this facade says so at once.
 """
 
 from __future__ import annotations
@@ -49,6 +52,16 @@ _VERSIONING = {
 }
 
 
+def _is_channel(value: Any) -> bool:
+    """True for a TFX Channel (or a list of them), told by its class, without importing TFX."""
+    if isinstance(value, (list, tuple)):
+        return any(_is_channel(v) for v in value)
+    return any(
+        c.__module__.startswith("tfx.") and c.__name__ in ("BaseChannel", "Channel")
+        for c in type(value).__mro__
+    )
+
+
 @dataclass
 class Pusher:
     """TFX's Pusher component, run directly: ``Pusher(...).run()``."""
@@ -62,6 +75,13 @@ class Pusher:
     outputs: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        for name in ("model", "model_blessing", "infra_blessing", "pushed_model"):
+            if _is_channel(getattr(self, name)):
+                raise UsageError(
+                    f"pushgate.Pusher got a TFX Channel as {name}: it runs a push now, from a "
+                    "script. In a TFX pipeline use the component: "
+                    "'from pushgate.tfx import Pusher' (same arguments as TFX's Pusher)"
+                )
         if self.model is None and self.infra_blessing is None:
             raise UsageError("Pusher needs model or infra_blessing (as TFX refuses it too)")
         if self.push_destination is None:
