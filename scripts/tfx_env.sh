@@ -9,12 +9,12 @@ export PIP_DISABLE_PIP_VERSION_CHECK=1
 VENV=${PUSHGATE_TFX_VENV:-.venv-tfx}
 TFX_VERSION=1.16.0
 # What the pipeline tests need beside TFX (pinned below TFX's own ranges: they change none of them).
-TEST_TOOLS=("pytest>=8" "moto[server]>=5" "boto3")
+TEST_TOOLS=("pytest>=8" "moto[server]>=5" "boto3" "tf-keras")
 # pushgate's extras a TFX user installs: object stores; TensorFlow comes from TFX.
 PUSHGATE_EXTRAS="cloud,tensorflow,tfx"
 
 stamp_of() {
-  cat "$0" pyproject.toml | sha256sum | cut -c1-16
+  cat "$0" scripts/tfx-constraints.txt pyproject.toml | sha256sum | cut -c1-16
 }
 STAMP="$VENV/.pushgate-tfx-complete"
 if [ -x "$VENV/bin/python" ] && [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$(stamp_of)" ]; then
@@ -37,7 +37,7 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 rm -f "$STAMP"
 "$VENV/bin/pip" install -q --upgrade "pip>=24" "setuptools>=68" wheel
-"$VENV/bin/pip" install -q "tfx==$TFX_VERSION" "${TEST_TOOLS[@]}"
+"$VENV/bin/pip" install -q -c scripts/tfx-constraints.txt "tfx==$TFX_VERSION" "${TEST_TOOLS[@]}"
 # Snapshot TFX's packages, install pushgate, and fail if pushgate changed any of them.
 "$VENV/bin/pip" freeze --exclude-editable | sort > "$VENV/.before.txt"
 "$VENV/bin/pip" install -q -e ".[$PUSHGATE_EXTRAS]"

@@ -34,6 +34,7 @@ COMMAND_MODULES = (
     "evaluate",
     "infra_validate",
     "status",
+    "adopt",
 )
 
 
