@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import blessing, numeric_dirs, tfx_model
 
 import pushgate
+from conftest import blessing, numeric_dirs, tfx_model
 from pushgate.errors import InputError
 
 

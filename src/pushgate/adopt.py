@@ -209,4 +209,3 @@ def adopt(request: AdoptRequest) -> AdoptResult:
             "adopt", version=name, digest=manifest.digest, files=item.files, bytes=item.bytes
         )
     return result
-

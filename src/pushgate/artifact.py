@@ -154,7 +154,7 @@ def set_properties(obj: Any, properties: dict[str, Any]) -> None:
     for key, value in properties.items():
         if value is None:
             continue
-        if isinstance(value, bool) or isinstance(value, int):
+        if isinstance(value, int):  # bool too
             set_int(key, int(value))
         elif isinstance(value, str):
             set_str(key, value)

@@ -32,10 +32,9 @@ RUNS = (
     {"features": ["x1", "x2"], "invert": True},  # one the Evaluator rejects
 )
 
-from tfx import v1 as tfx  # noqa: E402  (required: this module runs in the TFX environment)
-
 import pushgate  # noqa: E402
 from pushgate.tfx import InfraValidator, Pusher  # noqa: E402
+from tfx import v1 as tfx  # noqa: E402  (required: this module runs in the TFX environment)
 
 
 def eval_config() -> Any:
@@ -208,6 +207,9 @@ class Pipeline:
 def pipeline(s3_server: Any) -> Iterator[Pipeline]:
     # a directory of its own: pytest's numbered temporary directories are removed by other
     # pytest runs on the machine once they are not among the newest three
+    if os.environ.get("PUSHGATE_TFX_KEEP"):  # keep the pipeline's files to look at them
+        yield run_pipeline(Path(tempfile.mkdtemp(prefix="pushgate-tfx-")), s3_server)
+        return
     with tempfile.TemporaryDirectory(prefix="pushgate-tfx-") as tmp:
         yield run_pipeline(Path(tmp), s3_server)
 
@@ -266,9 +268,10 @@ def test_infra_blessings_carry_tfx_properties_and_a_stamped_model(pipeline: Pipe
     for run in pipeline.runs:
         blessing = run.nodes["InfraValidator"].outputs["blessing"][0]
         assert type_name(pipeline.store, blessing) == "InfraBlessing"
-        assert prop(blessing, "blessed") == 1
-        assert prop(blessing, "has_model") == 1
         uri = Path(blessing.uri)
+        report = (uri / "infra_validation.json").read_text()
+        assert prop(blessing, "blessed") == 1, report
+        assert prop(blessing, "has_model") == 1, report
         assert (uri / "INFRA_BLESSED").exists() and not (uri / "INFRA_NOT_BLESSED").exists()
         assert (uri / "stamped_model" / "assets.extra" / "tf_serving_warmup_requests").is_file()
 
@@ -292,7 +295,9 @@ def test_pushgate_pushes_what_tfx_pushes_with_the_same_ml_metadata(pipeline: Pip
         assert prop(tfx_one, "pushed_destination") == os.path.join(str(tfx_serving), tfx_version)
         assert prop(mine, "pushed_digest") == record(serving, version)["digest"]
         # the same bytes: the stamped model, in the version and in the PushedModel artifact
-        stamped = tree(Path(run.nodes["InfraValidator"].outputs["blessing"][0].uri, "stamped_model"))
+        stamped = tree(
+            Path(run.nodes["InfraValidator"].outputs["blessing"][0].uri, "stamped_model")
+        )
         assert tree(serving / version) == stamped == tree(tfx_serving / tfx_version)
         pushed_copy = tree(Path(mine.uri))
         pushed_copy.pop(".pushgate-artifact.json")
@@ -301,7 +306,7 @@ def test_pushgate_pushes_what_tfx_pushes_with_the_same_ml_metadata(pipeline: Pip
 
 def test_the_journal_traces_each_version_to_its_pipeline_run(pipeline: Pipeline) -> None:
     serving = pipeline.root / "serving"
-    for run, version in zip(pipeline.runs[:2], numeric(serving)):
+    for run, version in zip(pipeline.runs[:2], numeric(serving), strict=True):
         node = run.nodes["Pusher"]
         lineage = record(serving, version)["lineage"]
         assert lineage == {
@@ -320,7 +325,7 @@ def test_the_warmup_requests_replay_on_the_pushed_model(pipeline: Pipeline) -> N
     from tensorflow_serving.apis import prediction_log_pb2
 
     serving = pipeline.root / "serving"
-    for run, version in zip(pipeline.runs[:2], numeric(serving)):
+    for run, version in zip(pipeline.runs[:2], numeric(serving), strict=True):
         pushed = serving / version
         warmup = pushed / "assets.extra" / "tf_serving_warmup_requests"
         model = tf.saved_model.load(str(pushed))
@@ -357,7 +362,7 @@ def test_the_component_pushes_to_s3(pipeline: Pipeline, s3_server: Any) -> None:
         region_name=options["region"],
     )
     serving = pipeline.root / "serving"
-    for run, local_version in zip(pipeline.runs, [*numeric(serving), None]):
+    for run, local_version in zip(pipeline.runs, [*numeric(serving), None], strict=True):
         pushed = run.nodes["S3Pusher"].outputs["pushed_model"][0]
         if local_version is None:
             assert prop(pushed, "pushed") == 0
@@ -366,8 +371,10 @@ def test_the_component_pushes_to_s3(pipeline: Pipeline, s3_server: Any) -> None:
         assert prop(pushed, "pushed_destination") == f"{pipeline.s3['base']}/{version}"
         key = f"{prefix}/.pushgate/records/{version}.json"
         rec = json.loads(client.get_object(Bucket=bucket, Key=key)["Body"].read())
-        assert rec["digest"] == record(serving, local_version)["digest"] == prop(
-            pushed, "pushed_digest"
+        assert (
+            rec["digest"]
+            == record(serving, local_version)["digest"]
+            == prop(pushed, "pushed_digest")
         )
         assert rec["lineage"]["component"] == "S3Pusher"
         listed = client.list_objects_v2(Bucket=bucket, Prefix=f"{prefix}/{version}/")
@@ -391,13 +398,15 @@ def test_adopt_takes_over_the_versions_tfx_pushed(pipeline: Pipeline) -> None:
     assert json.loads(proc.stdout)["adopted"] == numeric(base)
     assert cli("verify", str(base), "--json").returncode == 0
     # the bytes TFX pushed are the bytes pushgate pushed: the same digests
-    ours = [record(pipeline.root / "serving", v)["digest"] for v in numeric(pipeline.root / "serving")]
+    ours = [
+        record(pipeline.root / "serving", v)["digest"] for v in numeric(pipeline.root / "serving")
+    ]
     assert [record(base, v)["digest"] for v in numeric(base)] == ours
 
 
 def test_the_script_facade_refuses_channels_at_once(pipeline: Pipeline) -> None:
     channel = tfx.dsl.Channel(type=tfx.types.standard_artifacts.Model)
-    with pytest.raises(pushgate.PushgateError, match="from pushgate.tfx import Pusher"):
+    with pytest.raises(pushgate.PushgateError, match=r"from pushgate\.tfx import Pusher"):
         pushgate.Pusher(
             model=channel,
             push_destination={"filesystem": {"base_directory": str(pipeline.root / "x")}},
@@ -407,7 +416,8 @@ def test_the_script_facade_refuses_channels_at_once(pipeline: Pipeline) -> None:
 def test_import_pushgate_never_imports_tfx() -> None:
     code = (
         "import sys, pushgate, pushgate.tfx, pushgate.tfx.facade; "
-        "print(sorted(m for m in sys.modules if m == 'tfx' or m.startswith(('tfx.', 'tensorflow'))))"
+        "print(sorted(m for m in sys.modules "
+        "if m == 'tfx' or m.startswith(('tfx.', 'tensorflow'))))"
     )
     proc = subprocess.run(
         [sys.executable, "-c", code],

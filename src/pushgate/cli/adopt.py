@@ -11,8 +11,11 @@ from pushgate.cli._output import emit_json, storage_options
 
 def _options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
-        "versions", nargs="*", metavar="VERSION", help="versions to adopt (default: every one "
-        "that exists under BASE without a pushgate record)"
+        "versions",
+        nargs="*",
+        metavar="VERSION",
+        help="versions to adopt (default: every one "
+        "that exists under BASE without a pushgate record)",
     )
     p.add_argument(
         "--dry-run", action="store_true", help="list what would be adopted; hash and write nothing"

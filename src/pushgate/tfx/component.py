@@ -19,7 +19,6 @@ from collections.abc import Mapping
 from typing import Any
 
 from google.protobuf import json_format
-from tfx import types
 from tfx.dsl.components.base import base_component, executor_spec
 from tfx.proto import infra_validator_pb2, pusher_pb2
 from tfx.types import standard_artifacts, standard_component_specs
@@ -28,6 +27,7 @@ from tfx.utils import json_utils
 
 from pushgate.errors import UsageError
 from pushgate.tfx.executor import PUSHGATE_OPTIONS_KEY, InfraValidatorExecutor, PusherExecutor
+from tfx import types
 
 _SECRET_WORDS = ("secret", "password", "token", "credential", "sas", "session")
 

@@ -71,7 +71,7 @@ def lineage(context: Any, input_dict: dict[str, list[Any]], component: str) -> d
 class PusherExecutor(base_executor.BaseExecutor):
     """TFX's Pusher executor contract, carried out by :func:`pushgate.push`."""
 
-    def Do(  # noqa: N802 (TFX's name)
+    def Do(
         self,
         input_dict: dict[str, list[Any]],
         output_dict: dict[str, list[Any]],
@@ -115,7 +115,7 @@ class InfraValidatorExecutor(base_executor.BaseExecutor):
     the model is loaded (and, with a request_spec and examples, queried) in pushgate's sandboxed
     runtime, whatever platform ``serving_spec`` names."""
 
-    def Do(  # noqa: N802 (TFX's name)
+    def Do(
         self,
         input_dict: dict[str, list[Any]],
         output_dict: dict[str, list[Any]],
