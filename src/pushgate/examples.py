@@ -27,11 +27,12 @@ import struct
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Union
 
 from pushgate.errors import InputError
 
-Value = float | str | list[float] | list[str]
+# Union, not |: this alias is evaluated at run time, and pushgate runs on Python 3.9
+Value = Union[float, str, list[float], list[str]]
 
 TFRECORD_SUFFIXES = (".tfrecord", ".tfrecords", ".gz", ".tfrecord.gz")
 

@@ -160,7 +160,7 @@ class Journal:
             found = [(k, self.dest.read_meta(k)) for k in keys]
         else:
             with ThreadPoolExecutor(max_workers=min(32, len(keys))) as pool:
-                found = list(zip(keys, pool.map(self.dest.read_meta, keys), strict=True))
+                found = list(zip(keys, pool.map(self.dest.read_meta, keys)))
         return [(k, raw) for k, raw in found if raw is not None]
 
     def records(self) -> dict[str, dict[str, Any]]:

@@ -152,4 +152,4 @@ def hash_files(
     items = list(items)
     with ThreadPoolExecutor(max_workers=hash_threads()) as pool:
         digests = pool.map(lambda it: hash_file(it[1], on_bytes), items)
-        return {rel: d for (rel, _), d in zip(items, digests, strict=True)}
+        return {rel: d for (rel, _), d in zip(items, digests)}

@@ -62,7 +62,7 @@ def _fit_rank(arr: np.ndarray, spec: InputSpec) -> np.ndarray:
         arr = arr.reshape(-1, 1)
     if arr.ndim != rank:
         raise FeedError(f"input {spec.name!r} wants rank {rank}, the examples give rank {arr.ndim}")
-    for got, want in zip(arr.shape[1:], spec.shape[1:], strict=True):
+    for got, want in zip(arr.shape[1:], spec.shape[1:]):
         if want is not None and want >= 0 and got != want:
             raise FeedError(
                 f"input {spec.name!r} wants shape {list(spec.shape)}, the examples give "

@@ -66,9 +66,7 @@ def run(job: dict[str, Any]) -> dict[str, Any]:
             raw = None if serialized is None else serialized[start : start + BATCH]
             feeds = build_inputs(specs, rows[start : start + BATCH], names, raw)
             values = session.run(out_names, feeds)
-            scores.extend(
-                pick_scores(dict(zip(out_names, values, strict=True)), job.get("prediction_key"))
-            )
+            scores.extend(pick_scores(dict(zip(out_names, values)), job.get("prediction_key")))
         return {**info, "scores": scores}
     if task != "validate":
         raise ValueError(f"unknown task {task!r}")
@@ -78,7 +76,7 @@ def run(job: dict[str, Any]) -> dict[str, Any]:
         raw = None if serialized is None else serialized[i : i + 1]
         feeds = build_inputs(specs, rows[i : i + 1], names, raw)
         values = session.run(out_names, feeds)
-        problems = check_outputs(dict(zip(out_names, values, strict=True)), expected, 1)
+        problems = check_outputs(dict(zip(out_names, values)), expected, 1)
         if problems:
             return {**info, "ok": False, "error": f"example {i}: " + "; ".join(problems)}
     return {**info, "requests": len(rows), "warmup_records": 0}
