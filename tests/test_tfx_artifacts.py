@@ -16,7 +16,7 @@ import pytest
 
 import pushgate
 from conftest import blessing, numeric_dirs, tfx_model
-from pushgate.errors import InputError
+from pushgate.errors import InputError, MissingDependencyError
 
 
 class Artifact:
@@ -168,3 +168,17 @@ def test_lineage_is_stored_in_the_record(tmp_path: Path) -> None:
     plain = pushgate.push(model=tfx_model(tmp_path / "m2", seed=1), to=base)
     record = json.loads((base / ".pushgate" / "records" / f"{plain.version}.json").read_text())
     assert "lineage" not in record
+
+
+def test_the_components_without_tfx_name_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.util
+
+    import pushgate.tfx
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "tfx" else real(name, *a)
+    )
+    with pytest.raises(MissingDependencyError, match=r"pip install 'pushgate\[tfx\]'") as e:
+        pushgate.tfx.Pusher  # noqa: B018
+    assert e.value.exit_code == 2

@@ -11,6 +11,7 @@ The plain-Python facade for scripts, ``pushgate.Pusher``, lives in :mod:`pushgat
 from __future__ import annotations
 
 import importlib
+import importlib.util
 from typing import Any
 
 _LAZY = {
@@ -27,12 +28,8 @@ def __getattr__(name: str) -> Any:
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'pushgate.tfx' has no attribute {name!r}")
-    try:
-        mod = importlib.import_module(module)
-    except ImportError as e:
-        if (e.name or "").split(".")[0] != "tfx":
-            raise
+    if importlib.util.find_spec("tfx") is None:
         from pushgate.errors import MissingDependencyError
 
-        raise MissingDependencyError(f"pushgate.tfx.{name} (a TFX component)", "tfx") from e
-    return getattr(mod, name)
+        raise MissingDependencyError(f"pushgate.tfx.{name} (a TFX component)", "tfx")
+    return getattr(importlib.import_module(module), name)
