@@ -24,10 +24,10 @@ npm install --no-audit --no-fund --loglevel=error
 .venv/bin/mypy
 .venv/bin/python -m pytest "$@"
 
-# --- TFX pipelines (tests/tfx): pushgate's components in a real TFX 1.16 pipeline. TFX needs
-# Python 3.9/3.10, so they run in their own environment (.venv-tfx, built or reused by
+# --- TFX pipelines (tests/tfx_pipeline): pushgate's components in a real TFX 1.16 pipeline. TFX
+# needs Python 3.9/3.10, so they run in their own environment (.venv-tfx, built or reused by
 # scripts/tfx_env.sh), as a separate pytest run. PUSHGATE_TFX_TESTS=0 leaves them out (local use).
 if [ "${PUSHGATE_TFX_TESTS:-1}" != "0" ]; then
   bash scripts/tfx_env.sh
-  PUSHGATE_TFX_TESTS=1 .venv-tfx/bin/python -m pytest -p no:cacheprovider tests/tfx
+  PUSHGATE_TFX_TESTS=1 .venv-tfx/bin/python -m pytest -p no:cacheprovider tests/tfx_pipeline
 fi

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Build (or reuse) .venv-tfx: a Python 3.10 environment with TFX 1.16 and pushgate installed
-# editable into it, as a TFX user would have it. tests/tfx/ runs with it (scripts/test.sh); the
-# TFMA benchmarks use it too. Reused as is when complete for the same pyproject.toml and script.
+# editable into it, as a TFX user would have it. tests/tfx_pipeline/ runs with it (scripts/test.sh);
+# the TFMA benchmarks use it too. Reused as is when complete for the same pyproject.toml and script.
 # Env: PUSHGATE_TFX_PYTHON (a Python 3.9/3.10 interpreter), PUSHGATE_TFX_VENV (default .venv-tfx).
 set -euo pipefail
 cd "$(dirname "$0")/.."

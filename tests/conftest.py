@@ -16,9 +16,9 @@ from triton_server import triton  # noqa: F401  (real tritonserver processes, pe
 
 REPO = Path(__file__).resolve().parents[1]
 
-# tests/tfx/ needs TFX (Python 3.9/3.10): scripts/test.sh runs it as its own pytest run in
-# .venv-tfx with PUSHGATE_TFX_TESTS=1; the main suite never collects it
-collect_ignore = [] if os.environ.get("PUSHGATE_TFX_TESTS") == "1" else ["tfx"]
+# tests/tfx_pipeline/ needs TFX (Python 3.9/3.10): scripts/test.sh runs it as its own pytest
+# run in .venv-tfx with PUSHGATE_TFX_TESTS=1; the main suite never collects it
+collect_ignore = [] if os.environ.get("PUSHGATE_TFX_TESTS") == "1" else ["tfx_pipeline"]
 
 
 def make_model_dir(

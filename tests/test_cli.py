@@ -106,7 +106,9 @@ def test_public_names_stay_what_they_are_after_every_module_is_imported() -> Non
 
     before = {name: getattr(pushgate, name) for name in pushgate.__all__}
     for info in pkgutil.walk_packages(pushgate.__path__, "pushgate."):
-        if ".runtime." not in info.name and not info.name.endswith("__main__"):
+        # the TFX components import TFX by design (the main suite's environment has none)
+        tfx_only = info.name in ("pushgate.tfx.component", "pushgate.tfx.executor")
+        if ".runtime." not in info.name and not info.name.endswith("__main__") and not tfx_only:
             importlib.import_module(info.name)
     for name, value in before.items():
         assert getattr(pushgate, name) is value, name

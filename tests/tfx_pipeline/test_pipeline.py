@@ -22,6 +22,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tfx import v1 as tfx  # required: this module runs in the TFX environment
+
+import pushgate
+from pushgate.tfx import InfraValidator, Pusher
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
@@ -31,10 +35,6 @@ RUNS = (
     {"features": ["x1", "x2"]},  # a better one
     {"features": ["x1", "x2"], "invert": True},  # one the Evaluator rejects
 )
-
-import pushgate  # noqa: E402
-from pushgate.tfx import InfraValidator, Pusher  # noqa: E402
-from tfx import v1 as tfx  # noqa: E402  (required: this module runs in the TFX environment)
 
 
 def eval_config() -> Any:
