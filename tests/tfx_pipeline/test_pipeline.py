@@ -427,3 +427,82 @@ def test_import_pushgate_never_imports_tfx() -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "[]"
+
+
+def test_the_executors_work_on_artifacts_in_a_bucket(
+    pipeline: Pipeline, s3_server: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As on Vertex (a pipeline_root in a bucket): the InfraValidator validates from the bucket's
+    model and examples and uploads its blessing; the Pusher pushes the stamped model from there.
+    The executors are called as TFX's launcher calls them, with TFX's artifact objects."""
+    import boto3
+    from tfx.types import standard_artifacts
+    from tfx.utils import proto_utils
+
+    from pushgate.tfx import InfraValidatorExecutor, PusherExecutor
+
+    options = s3_server.options()
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", options["access_key_id"])
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", options["secret_access_key"])
+    client = boto3.client(
+        "s3",
+        endpoint_url=options["endpoint"],
+        aws_access_key_id=options["access_key_id"],
+        aws_secret_access_key=options["secret_access_key"],
+        region_name=options["region"],
+    )
+    bucket = s3_server.make_bucket()
+    run = pipeline.runs[1]
+
+    def upload(local: Path, prefix: str) -> str:
+        for rel, data in tree(local).items():
+            client.put_object(Bucket=bucket, Key=f"{prefix}/{rel}", Body=data)
+        return f"s3://{bucket}/{prefix}"
+
+    trained = Path(run.nodes["Trainer"].outputs["model"][0].uri)
+    model = standard_artifacts.Model()
+    model.uri = upload(trained, "root/Trainer/model/2")
+    examples = standard_artifacts.Examples()
+    examples.uri = upload(
+        Path(run.nodes["CsvExampleGen"].outputs["examples"][0].uri), "root/CsvExampleGen/examples/1"
+    )
+    examples.split_names = '["train", "eval"]'
+    blessing = standard_artifacts.InfraBlessing()
+    blessing.uri = f"s3://{bucket}/root/InfraValidator/blessing/5"
+    storage = json.dumps(
+        {"storage_options": {"endpoint": options["endpoint"], "region": options["region"]}}
+    )
+    request_spec = tfx.proto.RequestSpec(
+        tensorflow_serving=tfx.proto.TensorFlowServingRequestSpec(),
+        num_examples=3,
+        make_warmup=True,
+    )
+    InfraValidatorExecutor().Do(
+        {"model": [model], "examples": [examples]},
+        {"blessing": [blessing]},
+        {"request_spec": proto_utils.proto_to_json(request_spec), "pushgate_options": storage},
+    )
+    assert blessing.get_int_custom_property("blessed") == 1
+    assert blessing.get_int_custom_property("has_model") == 1
+    listed = client.list_objects_v2(Bucket=bucket, Prefix="root/InfraValidator/blessing/5/")
+    keys = {o["Key"].split("/blessing/5/", 1)[1] for o in listed["Contents"]}
+    assert {"INFRA_BLESSED", "stamped_model/saved_model.pb"} <= keys
+    assert "stamped_model/assets.extra/tf_serving_warmup_requests" in keys
+
+    base = pipeline.root / "from-bucket"
+    pushed = standard_artifacts.PushedModel()
+    pushed.uri = str(pipeline.root / "from-bucket-pushed")
+    destination = tfx.proto.PushDestination(
+        filesystem=tfx.proto.PushDestination.Filesystem(base_directory=str(base))
+    )
+    PusherExecutor().Do(
+        {"infra_blessing": [blessing]},
+        {"pushed_model": [pushed]},
+        {"push_destination": proto_utils.proto_to_json(destination), "pushgate_options": storage},
+    )
+    assert pushed.get_int_custom_property("pushed") == 1
+    version = pushed.get_string_custom_property("pushed_version")
+    got = tree(base / version)
+    warmup = got.pop("assets.extra/tf_serving_warmup_requests")
+    assert got == tree(trained / "Format-Serving")
+    assert len(warmup) > 0

@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from google.protobuf import json_format
+from tfx import types
 from tfx.dsl.components.base import base_component, executor_spec
 from tfx.proto import infra_validator_pb2, pusher_pb2
 from tfx.types import standard_artifacts, standard_component_specs
@@ -27,7 +28,6 @@ from tfx.utils import json_utils
 
 from pushgate.errors import UsageError
 from pushgate.tfx.executor import PUSHGATE_OPTIONS_KEY, InfraValidatorExecutor, PusherExecutor
-from tfx import types
 
 _SECRET_WORDS = ("secret", "password", "token", "credential", "sas", "session")
 
@@ -150,7 +150,9 @@ class InfraValidator(base_component.BaseComponent):
     Same arguments as ``tfx.components.InfraValidator`` (``serving_spec`` is accepted and its
     platform ignored); ``request_spec.make_warmup`` writes the stamped model. pushgate's
     options: ``python`` (the interpreter that has the model's runtime; default: the one running
-    the component), ``label``, ``features``."""
+    the component), ``label``, ``features``, ``storage_options`` (no credentials). Artifacts in a
+    bucket (a ``gs://``/``s3://``/``az://`` pipeline root) are validated from local copies and the
+    blessing is uploaded, its marker file last."""
 
     SPEC_CLASS = InfraValidatorSpec
     EXECUTOR_SPEC = executor_spec.ExecutorClassSpec(InfraValidatorExecutor)
@@ -166,6 +168,7 @@ class InfraValidator(base_component.BaseComponent):
         python: str | None = None,
         label: str | None = None,
         features: tuple[str, ...] | list[str] | None = None,
+        storage_options: Mapping[str, str] | None = None,
     ) -> None:
         spec = InfraValidatorSpec(
             model=model,
@@ -176,6 +179,13 @@ class InfraValidator(base_component.BaseComponent):
                 validation_spec, infra_validator_pb2.ValidationSpec(), "validation_spec"
             ),
             request_spec=_proto(request_spec, infra_validator_pb2.RequestSpec(), "request_spec"),
-            pushgate_options=_options({"python": python, "label": label, "features": features}),
+            pushgate_options=_options(
+                {
+                    "python": python,
+                    "label": label,
+                    "features": features,
+                    "storage_options": storage_options,
+                }
+            ),
         )
         super().__init__(spec=spec)

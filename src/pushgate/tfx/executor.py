@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import json
 import sys
+import tempfile
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +24,7 @@ from tfx.utils import proto_utils
 from pushgate.artifact import set_properties, single
 from pushgate.errors import UsageError
 from pushgate.remote import is_url
+from pushgate.source import FORMAT_SERVING, SERVING_MODEL_DIR
 
 PUSHGATE_OPTIONS_KEY = "pushgate_options"
 # TFX's keys (tfx.types.standard_component_specs), spelled out to keep this module's surface small
@@ -66,6 +69,42 @@ def lineage(context: Any, input_dict: dict[str, list[Any]], component: str) -> d
             key: [a.id for a in artifacts] for key, artifacts in sorted(input_dict.items())
         },
     }
+
+
+class _Local:
+    """Local paths for an executor's artifacts: URLs are downloaded (inputs) or written in a
+    temporary directory and uploaded at the end (outputs); local paths are used as they are."""
+
+    def __init__(self, stack: ExitStack, storage_options: dict[str, Any]) -> None:
+        self.stack = stack
+        self.options = storage_options
+
+    def input(self, uri: str, what: str, prefer: tuple[str, ...] = ()) -> Path:
+        if not is_url(uri):
+            return Path(uri)
+        from pushgate.remote import materialize
+
+        local: Path = self.stack.enter_context(
+            materialize(uri, self.options, prefer=prefer, required=f"the {what} artifact")
+        )
+        return local
+
+    def output(self, uri: str) -> Path:
+        if not is_url(uri):
+            return Path(uri)
+        return Path(self.stack.enter_context(tempfile.TemporaryDirectory(prefix="pushgate-out-")))
+
+    def upload(self, local: Path, uri: str) -> None:
+        if not is_url(uri):
+            return
+        from pushgate.blessing import BlessingKind
+        from pushgate.remote import write_tree_url
+        from pushgate.source import list_files
+
+        markers = set(BlessingKind.INFRA.markers)
+        files = [f for f in list_files(local) if f.rel not in markers]
+        last = {m: b"" for m in markers if (local / m).exists()}  # the verdict lands last
+        write_tree_url(uri, files, last, self.options)
 
 
 class PusherExecutor(base_executor.BaseExecutor):
@@ -127,12 +166,6 @@ class InfraValidatorExecutor(base_executor.BaseExecutor):
         model = single(input_dict[MODEL_KEY], MODEL_KEY)
         examples = single(input_dict.get(EXAMPLES_KEY, []), EXAMPLES_KEY)
         blessing = single(output_dict[BLESSING_KEY], BLESSING_KEY)
-        for what, artifact in (("model", model), ("blessing", blessing), ("examples", examples)):
-            if artifact is not None and is_url(artifact.uri):
-                raise UsageError(
-                    f"pushgate's InfraValidator reads and writes local artifacts; the {what} "
-                    f"artifact is at {artifact.uri} (run the pipeline with a local pipeline_root)"
-                )
         validation = infra_validator_pb2.ValidationSpec()
         if exec_properties.get(VALIDATION_SPEC_KEY):
             proto_utils.json_to_proto(exec_properties[VALIDATION_SPEC_KEY], validation)
@@ -143,24 +176,34 @@ class InfraValidatorExecutor(base_executor.BaseExecutor):
         opts = options(exec_properties)
         if opts.get("features") is not None:
             opts["features"] = tuple(opts["features"])
+        storage = dict(opts.pop("storage_options", None) or {})
         query = requests is not None and examples is not None
         signatures: tuple[str, ...] = ("serving_default",)
         if requests is not None and requests.tensorflow_serving.signature_names:
             signatures = tuple(requests.tensorflow_serving.signature_names)
-        request = InfraValidateRequest(
-            model=Path(model.uri),
-            output=Path(blessing.uri),
-            examples=Path(examples.uri) if query else None,
-            num_examples=(requests.num_examples or 1) if requests is not None else 1,
-            signatures=signatures,
-            deadline=float(validation.max_loading_time_seconds or 300),
-            num_tries=validation.num_tries or 5,
-            make_warmup=bool(query and requests is not None and requests.make_warmup),
-            split=(requests.split_name or "eval") if requests is not None else "eval",
-            python=opts.pop("python", None) or sys.executable,
-            **opts,
-        )
-        result = infra_validate(request)
+        split = (requests.split_name or "eval") if requests is not None else "eval"
+        with ExitStack() as stack:
+            # artifacts in a bucket (a pipeline_root on gs://, s3://, az://, as on Vertex) are
+            # validated from local copies; the blessing is uploaded, its marker last
+            local = _Local(stack, storage)
+            out = local.output(blessing.uri)
+            request = InfraValidateRequest(
+                model=local.input(model.uri, "model", (FORMAT_SERVING, SERVING_MODEL_DIR)),
+                output=out,
+                examples=local.input(examples.uri, "examples", (f"Split-{split}",))
+                if query
+                else None,
+                num_examples=(requests.num_examples or 1) if requests is not None else 1,
+                signatures=signatures,
+                deadline=float(validation.max_loading_time_seconds or 300),
+                num_tries=validation.num_tries or 5,
+                make_warmup=bool(query and requests is not None and requests.make_warmup),
+                split=split,
+                python=opts.pop("python", None) or sys.executable,
+                **opts,
+            )
+            result = infra_validate(request)
+            local.upload(out, blessing.uri)
         # TFX's InfraValidator properties: blessed, and has_model when a stamped model was written
         props: dict[str, Any] = {"blessed": 1 if result.blessed else 0}
         if result.has_model:
