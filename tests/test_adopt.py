@@ -95,6 +95,20 @@ def test_adopt_refuses_a_directory_that_is_not_a_model(local: Store, tmp_path: P
     assert code == 0 and result["adopted"] == ["5"]
 
 
+def test_adopt_knows_the_layouts_push_knows_and_never_takes_a_blessing(local: Store) -> None:
+    local.write("10", "model.onnx", b"onnx bytes")
+    local.write("11", "model.savedmodel/saved_model.pb", b"pb")
+    local.write("11", "model.savedmodel/variables/variables.index", b"ix")
+    local.write("12", "INFRA_BLESSED", b"")
+    local.write("12", "stamped_model/saved_model.pb", b"pb")
+    code, result = run(local, "adopt", local.base, "--any-model")
+    assert code == 1
+    by = {v["version"]: v for v in result["versions"]}
+    assert by["10"]["adopted"] and by["11"]["adopted"]
+    assert "blessing's marker (INFRA_BLESSED)" in by["12"]["skipped"]
+    assert set(local.journal().records()) == {"10", "11"}
+
+
 def test_adopt_leaves_recorded_and_claimed_versions_alone(local: Store, tmp_path: Path) -> None:
     pushed = push(local, make_model_dir(tmp_path / "m1", seed=1))
     # a number a pushgate push claimed and whose directory exists without a record: a push

@@ -23,30 +23,37 @@ from pushgate.errors import DestinationError, PushgateError, UsageError
 from pushgate.journal import RECORD_SCHEMA, Journal, dumps, who
 from pushgate.lifecycle_common import check_version_arg, open_base
 from pushgate.manifest import FileEntry, Manifest, hash_stream, hash_threads, workers
+from pushgate.model_layout import BLESSING_MARKERS, LAYOUTS, match_top
 from pushgate.progress import Progress
 
-#: files whose presence at a version's top makes it a model a server loads
-_SAVED_MODEL = ("saved_model.pb", "saved_model.pbtxt")
-_TRITON_FILES = ("model.onnx", "model.plan", "model.pt", "model.graphdef", "model.netdef")
+
+def _top(files: Mapping[str, int]) -> dict[str, bool]:
+    """``{name: is a directory}`` of a version's top level, from its file listing."""
+    top: dict[str, bool] = {}
+    for rel in files:
+        name, sep, _ = rel.partition("/")
+        top[name] = top.get(name, False) or bool(sep)
+    return top
+
+
+def blessing_problem(files: Mapping[str, int]) -> str | None:
+    """Why a version is a blessing's directory, never a model (whatever ``--any-model``)."""
+    markers = sorted(set(_top(files)) & set(BLESSING_MARKERS))
+    return f"it holds a blessing's marker ({', '.join(markers)}), not a model" if markers else None
 
 
 def servable_problem(files: Mapping[str, int]) -> str | None:
-    """Why a version's files (``{relative path: size}``) are not a servable model, or None:
-    a SavedModel, an ONNX file, or one of Triton's model files/folders at its top."""
+    """Why a version's files (``{relative path: size}``) are not a servable model, or None: the
+    layouts :mod:`pushgate.model_layout` knows, read from the listing (a version may be in a
+    bucket)."""
     if not files:
         return "it is empty"
-    top = {rel.split("/", 1)[0] for rel in files}
-    if top & set(_SAVED_MODEL) or top & set(_TRITON_FILES):
-        return None
-    if any(rel.endswith(".onnx") and "/" not in rel for rel in files):
-        return None
-    if any(rel.startswith("model.savedmodel/saved_model.pb") for rel in files):
+    top = _top(files)
+    if match_top(top) is not None:
         return None
     shown = ", ".join(sorted(top)[:5]) + (" ..." if len(top) > 5 else "")
-    return (
-        f"no servable model at its top (no saved_model.pb, .onnx or Triton model file; "
-        f"found: {shown})"
-    )
+    expected = "; ".join(layout.describe() for layout in LAYOUTS)
+    return f"no known model layout at its top (found: {shown}; expected one of: {expected})"
 
 
 @dataclass(frozen=True)
@@ -179,6 +186,10 @@ def adopt(request: AdoptRequest) -> AdoptResult:
             continue
         files = dest.list_version_files(name)
         item.files, item.bytes = len(files), sum(files.values())
+        refusal = blessing_problem(files)
+        if refusal is not None:
+            item.skipped = f"not a model: {refusal}"
+            continue
         problem = servable_problem(files)
         if problem is not None and not request.any_model:
             item.skipped = f"not a servable model: {problem} (--any-model adopts it anyway)"

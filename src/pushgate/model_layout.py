@@ -96,7 +96,12 @@ def _top_level(path: Path) -> dict[str, bool]:
 
 def match_layout(path: Path) -> Layout | None:
     """The first layout whose entry is at the top of ``path``, or None."""
-    top = _top_level(path)
+    return match_top(_top_level(path))
+
+
+def match_top(top: dict[str, bool]) -> Layout | None:
+    """The first layout whose entry is among ``top`` (``{name: is a directory}`` of the entries
+    at the top of a version; from a file listing for a version in a bucket), or None."""
     for layout in LAYOUTS:
         for name in layout.entries:
             if top.get(name.rstrip("/")) is name.endswith("/"):
