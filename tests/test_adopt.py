@@ -5,6 +5,7 @@ protocol server (moto) on 127.0.0.1. The TFX pipeline test adopts a BASE TFX's o
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -135,3 +136,20 @@ def test_adopt_of_a_missing_version_is_a_usage_error(local: Store, tmp_path: Pat
 @pytest.fixture
 def local(store_url: Callable[[str], StoreURL]) -> Store:
     return Store(store_url("local"))
+
+
+def test_an_adopted_version_has_the_digest_a_push_of_the_same_tree_records(
+    local: Store, tmp_path: Path, store_url: Callable[[str], StoreURL]
+) -> None:
+    """TFX's models hold an empty assets/ directory; a push records it, and so does adopt."""
+    model = make_model_dir(tmp_path / "m", seed=4)
+    (model / "assets" / "empty").mkdir()
+    pushed = Store(store_url("local"))
+    digest = push(pushed, model).digest
+    shutil.copytree(model, Path(local.base) / "1700000000")
+    result = adopt(AdoptRequest(local.base))
+    assert result.adopted == ["1700000000"]
+    record = local.journal().record("1700000000")
+    assert record is not None and record["digest"] == digest
+    assert record["manifest"]["dirs"] == ["assets/empty"]
+    assert pushgate.verify(local.base).ok

@@ -10,10 +10,12 @@ directory that is not a servable model is refused unless ``any_model`` is set.
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, cast
 
 from pushgate import __version__
@@ -114,6 +116,20 @@ class AdoptResult:
         }
 
 
+def _empty_dirs(dest: Destination, version: str) -> list[str]:
+    """The empty directories of a version on a store that holds them (a filesystem), as a push
+    records them (``assets/`` of a TFX model); buckets have none."""
+    local = getattr(dest, "local_version_dir", None)
+    if not dest.holds_empty_dirs or local is None:
+        return []
+    root = Path(local(version))
+    return sorted(
+        Path(path).relative_to(root).as_posix()
+        for path, dirnames, filenames in os.walk(root)
+        if not dirnames and not filenames and Path(path) != root
+    )
+
+
 def _hash_version(dest: Destination, version: str, files: Mapping[str, int]) -> Manifest:
     lock = threading.Lock()
     digests: dict[str, str] = {}
@@ -129,7 +145,10 @@ def _hash_version(dest: Destination, version: str, files: Mapping[str, int]) -> 
     ordered = sorted(files, key=lambda rel: -files[rel])
     with ThreadPoolExecutor(max_workers=max(1, min(threads, len(ordered)))) as pool:
         list(pool.map(work, ordered))
-    return Manifest.of(FileEntry(rel, files[rel], digests[rel]) for rel in sorted(files))
+    return Manifest.of(
+        (FileEntry(rel, files[rel], digests[rel]) for rel in sorted(files)),
+        _empty_dirs(dest, version),
+    )
 
 
 def _record(dest: Destination, version: str, manifest: Manifest) -> dict[str, Any]:
