@@ -281,7 +281,7 @@ def confirm(
                 )
             return check.ready
 
-        for client, ok in zip(clients, _each(clients, back), strict=True):
+        for client, ok in zip(clients, _each(clients, back)):  # one answer per client
             report.previous_ready[client.target.display] = ok
     return report
 
