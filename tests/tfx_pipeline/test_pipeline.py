@@ -506,3 +506,23 @@ def test_the_executors_work_on_artifacts_in_a_bucket(
     warmup = got.pop("assets.extra/tf_serving_warmup_requests")
     assert got == tree(trained / "Format-Serving")
     assert len(warmup) > 0
+
+
+def test_component_options_refuse_credentials_and_bad_destinations() -> None:
+    """pushgate's options are execution properties, stored in ML Metadata: no secrets there."""
+    blessing = tfx.dsl.Channel(type=tfx.types.standard_artifacts.InfraBlessing)
+    destination = {"filesystem": {"base_directory": "s3://bucket/models"}}
+    with pytest.raises(pushgate.PushgateError, match="looks like a credential"):
+        Pusher(
+            infra_blessing=blessing,
+            push_destination=destination,
+            storage_options={"endpoint": "http://127.0.0.1:9000", "secret_access_key": "x"},
+        )
+    with pytest.raises(pushgate.PushgateError, match="push_destination"):
+        Pusher(infra_blessing=blessing, push_destination={"filesystem": {"base_dir": "/x"}})
+    with pytest.raises(pushgate.PushgateError, match="needs model or infra_blessing"):
+        Pusher(push_destination=destination)
+    pusher = Pusher(infra_blessing=blessing, push_destination=destination, versioning="sequential")
+    options = json.loads(pusher.exec_properties["pushgate_options"])
+    assert options == {"versioning": "sequential"}
+    assert pusher.outputs["pushed_model"].type_name == "PushedModel"
