@@ -195,6 +195,52 @@ def test_cli_refuses_no_thresholds_with_exit_2_and_says_why(tmp_path: Path) -> N
     assert not (tmp_path / "blessing").exists()
 
 
+def test_cli_change_thresholds_only_and_no_baseline_exit_2_and_write_no_verdict(
+    tmp_path: Path,
+) -> None:
+    """Issue 9, item 19: TFX drops change thresholds without a baseline, writes no verdict and
+    does not push; pushgate used to write BLESSED having checked nothing."""
+    (tmp_path / "m.json").write_text('{"accuracy": 0.9}')
+    th = thresholds_file(
+        tmp_path, {"accuracy": {"change": {"direction": "higher_is_better", "absolute": -0.1}}}
+    )
+    proc = evaluate_cli(tmp_path, th, "--candidate-metrics", tmp_path / "m.json")
+    assert proc.returncode == 2, proc.stderr
+    assert "only change thresholds" in proc.stderr
+    assert "--baseline-model" in proc.stderr and "value bound" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not (tmp_path / "blessing").exists()
+
+
+def test_change_thresholds_only_and_nothing_published_yet_is_refused_before_running_the_model(
+    data: dict, tmp_path: Path
+) -> None:
+    (tmp_path / "serving").mkdir()
+    with pytest.raises(UsageError, match="no version is published at"):
+        evaluate_into(
+            tmp_path,
+            {"auc": {"change": {"direction": "higher_is_better", "relative": -0.05}}},
+            model=tmp_path / "no-such-model",  # never run: refused before
+            examples=data["csv"],
+            baseline_from=str(tmp_path / "serving"),
+        )
+    assert not (tmp_path / "blessing").exists()
+
+
+def test_zero_baseline_with_an_absolute_change_bound_is_blessed_like_tfma(tmp_path: Path) -> None:
+    """Issue 9, item 18, end to end: the ModelBlessing says BLESSED where TFMA passes."""
+    (tmp_path / "cand.json").write_text('{"accuracy": 0.9}')
+    (tmp_path / "base.json").write_text('{"accuracy": 0.0}')
+    result = evaluate_into(
+        tmp_path,
+        {"accuracy": {"change": {"direction": "higher_is_better", "absolute": -0.1}}},
+        candidate_metrics=tmp_path / "cand.json",
+        baseline_metrics=tmp_path / "base.json",
+    )
+    assert result.blessed
+    assert read_blessing(tmp_path / "blessing", BlessingKind.MODEL).verdict is Verdict.BLESSED
+
+
 def test_cli_json_reports_every_threshold_and_a_missing_metric_fails(tmp_path: Path) -> None:
     (tmp_path / "cand.json").write_text('{"metrics": {"accuracy": 0.91, "auc": 0.80}}')
     (tmp_path / "base.json").write_text('{"accuracy": 0.90, "auc": 0.85}')

@@ -6,7 +6,10 @@ The baseline is optional: a model, the newest published version at a pushgate de
 metrics file. :mod:`pushgate.thresholds` decides (TFMA's semantics), and the verdict is written as
 a ModelBlessing directory with ``evaluation.json`` and ``evaluation.txt`` beside the marker.
 
-No thresholds at all is refused (TFX would silently write no verdict, which then blocks a push).
+No thresholds at all is refused, and so are change thresholds alone with no baseline: TFX drops
+change thresholds when there is no baseline model, and with nothing left to check its Evaluator
+writes no verdict, so its Pusher does not push. pushgate fails closed the same way, but loudly
+(:class:`~pushgate.errors.UsageError`, exit 2) instead of leaving a blessing without a marker.
 """
 
 from __future__ import annotations
@@ -187,21 +190,14 @@ def evaluate(request: EvaluateRequest) -> EvaluationResult:
             "Evaluator would write no verdict and every push would be blocked. Add a value or "
             'change threshold, e.g. {"metrics": {"accuracy": {"value": {"lower": 0.7}}}}'
         )
+    has_baseline_source = (
+        request.baseline_model is not None
+        or request.baseline_from is not None
+        or request.baseline_metrics is not None
+    )
+    if not th.checkable(thresholds, has_baseline_source):
+        raise _nothing_to_check(request, "no baseline was given")
     notes: list[str] = []
-    examples: ExampleSet | None = None
-    labels: list[float] = []
-    if request.examples is not None:
-        examples = read_examples(
-            request.examples, label=request.label, split=request.split, features=request.features
-        )
-        labels = examples.require_labels(request.label)
-
-    if request.candidate_metrics is not None:
-        candidate = read_metrics(request.candidate_metrics)
-    else:
-        assert request.model is not None and examples is not None  # checked above
-        candidate = _model_metrics(request.model, examples, labels, request)
-
     baseline: dict[str, float] | None = None
     baseline_model: str | None = None
     baseline_version: str | None = None
@@ -212,6 +208,10 @@ def evaluate(request: EvaluateRequest) -> EvaluationResult:
 
             found = serving_version(request.baseline_from, request.storage_options, into=Path(tmp))
             if found is None:
+                if request.baseline_metrics is None and not th.checkable(thresholds, False):
+                    raise _nothing_to_check(
+                        request, f"no version is published at {request.baseline_from}"
+                    )
                 notes.append(
                     f"no version is published at {request.baseline_from}: no baseline, change "
                     "thresholds skipped"
@@ -221,6 +221,24 @@ def evaluate(request: EvaluateRequest) -> EvaluationResult:
                 baseline_model = f"{request.baseline_from.rstrip('/')}/{baseline_version}"
         elif base_path is not None:
             baseline_model = str(base_path)
+
+        examples: ExampleSet | None = None
+        labels: list[float] = []
+        if request.examples is not None:
+            examples = read_examples(
+                request.examples,
+                label=request.label,
+                split=request.split,
+                features=request.features,
+            )
+            labels = examples.require_labels(request.label)
+
+        if request.candidate_metrics is not None:
+            candidate = read_metrics(request.candidate_metrics)
+        else:
+            assert request.model is not None and examples is not None  # checked above
+            candidate = _model_metrics(request.model, examples, labels, request)
+
         if request.baseline_metrics is not None:
             baseline = read_metrics(request.baseline_metrics)
             baseline_model = baseline_model or str(request.baseline_metrics)
@@ -244,6 +262,15 @@ def evaluate(request: EvaluateRequest) -> EvaluationResult:
     )
     _write(result)
     return result
+
+
+def _nothing_to_check(request: EvaluateRequest, why: str) -> UsageError:
+    return UsageError(
+        f"{request.thresholds} sets only change thresholds and {why}: without a baseline TFX's "
+        "Evaluator drops change thresholds, has nothing left to check, writes no verdict, and "
+        "its Pusher does not push. Give a baseline (--baseline-model, --baseline-from or "
+        '--baseline-metrics) or add a value bound, e.g. {"value": {"lower": 0.7}}'
+    )
 
 
 def _write_text(path: Path, text: str) -> None:

@@ -10,17 +10,20 @@ threshold and an optional change threshold::
         "log_loss": {"value": {"upper": 0.5},
                      "change": {"direction": "lower_is_better", "absolute": 0.02}}}}
 
-The check (:func:`check`) is TFMA's ``metrics_validator``:
+The check (:func:`check`) is TFMA 0.47's ``metrics_validator._check_threshold`` (TFX 1.16):
 
 - value: passes when ``lower <= value <= upper``; a missing bound is unbounded.
-- change: ``diff = candidate - baseline``, ``ratio = diff / baseline`` (NaN when the baseline is 0,
-  which fails the whole change check, as in TFMA). ``higher_is_better`` passes when
-  ``diff >= absolute and ratio >= relative``; ``lower_is_better`` when ``diff <= absolute and
-  ratio <= relative``. An unset ``absolute`` / ``relative`` does not constrain.
-- no baseline model: change thresholds are skipped (reported as ``skipped``), value thresholds
-  still apply.
+- change: ``diff = candidate - baseline``. The absolute bound, when set, is checked on ``diff``;
+  the relative bound, when set, on ``ratio = diff / baseline``, which is NaN (so fails) when the
+  baseline is 0. An unset bound does not constrain, so with only ``absolute`` (or only a
+  direction) a zero baseline is an ordinary baseline. ``higher_is_better`` passes when ``diff >=
+  absolute`` and ``ratio >= relative``; ``lower_is_better`` with ``<=``.
+- no baseline model: change thresholds are dropped, as TFX's Evaluator does (reported as
+  ``skipped``); value thresholds still apply. When nothing is left to check (:func:`checkable`),
+  TFX writes no verdict and its Pusher does not push: ``pushgate evaluate`` refuses (exit 2).
 - a metric missing from the candidate (or, for a change threshold, from the baseline) fails.
-- NaN never passes a comparison, so a NaN metric fails every threshold on it.
+- NaN never passes a comparison, so a NaN metric fails every bound on it (a change threshold
+  with no bound at all compares nothing and passes, as in TFMA).
 """
 
 from __future__ import annotations
@@ -231,15 +234,25 @@ def _value_ok(t: ValueThreshold, x: float) -> bool:
 
 
 def _change_ok(t: ChangeThreshold, candidate: float, baseline: float) -> bool:
+    # TFMA's _check_threshold: each bound is checked only when it is set, and the ratio is
+    # computed only for a relative bound (NaN for a baseline isclose to 0, which then fails).
     diff = candidate - baseline
-    ratio = math.nan if math.isclose(baseline, 0.0) else diff / baseline
-    if t.direction == "lower_is_better":
-        absolute = math.inf if t.absolute is None else t.absolute
-        relative = math.inf if t.relative is None else t.relative
-        return diff <= absolute and ratio <= relative
-    absolute = -math.inf if t.absolute is None else t.absolute
-    relative = -math.inf if t.relative is None else t.relative
-    return diff >= absolute and ratio >= relative
+    higher = t.direction == "higher_is_better"
+    abs_ok = True
+    if t.absolute is not None:
+        abs_ok = diff >= t.absolute if higher else diff <= t.absolute
+    rel_ok = True
+    if t.relative is not None:
+        ratio = math.nan if math.isclose(baseline, 0.0) else diff / baseline
+        rel_ok = ratio >= t.relative if higher else ratio <= t.relative
+    return abs_ok and rel_ok
+
+
+def checkable(thresholds: Thresholds, has_baseline: bool) -> bool:
+    """Whether anything is left to check: without a baseline, change thresholds are dropped."""
+    return any(
+        m.value is not None or (has_baseline and m.change is not None) for m in thresholds.metrics
+    )
 
 
 def check(
@@ -249,7 +262,8 @@ def check(
 ) -> tuple[bool, list[CheckResult]]:
     """Check every threshold; returns (all passed, one result per threshold).
 
-    ``baseline`` is ``None`` when there is no baseline model: change thresholds are skipped.
+    ``baseline`` is ``None`` when there is no baseline model: change thresholds are skipped
+    (dropped, as TFX does; see :func:`checkable` for the case where nothing is left).
     """
     results: list[CheckResult] = []
     for mt in thresholds.metrics:
@@ -276,11 +290,11 @@ def check(
                 outcome, reason = "fail", "metric not found for the candidate"
             elif base_f is None:
                 outcome, reason = "fail", "metric not found for the baseline"
-            elif math.isclose(base_f, 0.0):
-                outcome, reason = "fail", "baseline is 0: the relative change is undefined (TFMA)"
             else:
                 ok = _change_ok(mt.change, cand_f, base_f)
                 outcome, reason = ("pass", "") if ok else ("fail", "change out of bounds")
+                if not ok and mt.change.relative is not None and math.isclose(base_f, 0.0):
+                    reason = "baseline is 0: the relative change is undefined (TFMA fails it)"
             results.append(
                 CheckResult(
                     mt.metric, "change", mt.change.describe(), cand_f, base_f, outcome, reason
