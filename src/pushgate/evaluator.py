@@ -1,7 +1,8 @@
 """``pushgate evaluate``: TFX's Evaluator verdict, without TFX, Beam or TFMA.
 
-The candidate's metrics come from a JSON file, or are computed by running the model over labelled
-examples in its own runtime (:mod:`pushgate.runtime`) and scoring with :mod:`pushgate.metrics`.
+The candidate's metrics come from a JSON file, or are computed by streaming labelled examples in
+batches through the model in its own runtime process (:mod:`pushgate.runtime.stream`) and
+accumulating :mod:`pushgate.metrics` as the scores come back: memory does not grow with the data.
 The baseline is optional: a model, the newest published version at a pushgate destination, or a
 metrics file. :mod:`pushgate.thresholds` decides (TFMA's semantics), and the verdict is written as
 a ModelBlessing directory with ``evaluation.json`` and ``evaluation.txt`` beside the marker.
@@ -25,9 +26,10 @@ from pushgate import thresholds as th
 from pushgate.artifact import atomic_write, utc_now
 from pushgate.blessing import BlessingKind, write_blessing
 from pushgate.errors import InputError, UsageError, ValidationError
-from pushgate.examples import ExampleSet, read_examples, to_jsonable
-from pushgate.metrics import TASKS, compute
-from pushgate.runtime import locate_model, run_worker
+from pushgate.examples import DEFAULT_BATCH, ExampleSource, open_examples, require_labels
+from pushgate.metrics import AUC_EXACT_BUDGET, AUC_THRESHOLDS, TASKS, Accumulator
+from pushgate.runtime import locate_model
+from pushgate.runtime.stream import StreamFailed, predict_stream
 
 EVALUATION_SCHEMA = "pushgate.evaluation/v1"
 REPORT_JSON = "evaluation.json"
@@ -56,6 +58,8 @@ class EvaluateRequest:
     deadline: float | None = 1800.0
     python: str | None = None
     storage_options: dict[str, str] | None = None
+    batch_size: int = DEFAULT_BATCH
+    threads: int | None = None
 
 
 @dataclass
@@ -139,29 +143,44 @@ def read_metrics(path: Path) -> dict[str, float]:
 
 
 def _model_metrics(
-    model: Path, examples: ExampleSet, labels: list[float], request: EvaluateRequest
+    model: Path, examples: ExampleSource, request: EvaluateRequest, notes: list[str]
 ) -> dict[str, float]:
     ref = locate_model(model)
     job = {
-        "task": "predict",
         "model": str(ref.path),
         "tags": list(request.tags),
         "signatures": [request.signature],
         "prediction_key": request.prediction_key,
-        "examples": to_jsonable(examples),
     }
-    attempt = run_worker(ref.runtime, job, deadline=request.deadline, python=request.python)
-    if not attempt.ok:
+    acc = Accumulator(request.task)
+    try:
+        for batch, scores in predict_stream(
+            ref.runtime,
+            job,
+            examples.batches(request.batch_size),
+            examples.feature_names,
+            deadline=request.deadline,
+            python=request.python,
+            threads=request.threads,
+        ):
+            labels = require_labels(examples.source, batch.start, batch.labels, request.label)
+            acc.add(labels, scores)
+    except StreamFailed as e:
         raise ValidationError(
-            f"could not run the model {ref.describe()} over the examples: {attempt.error}"
+            f"could not run the model {ref.describe()} over the examples: {e}"
+        ) from e
+    metrics = acc.result()
+    if "auc" in metrics and acc.auc_method != "exact":
+        notes.append(
+            f"{ref.describe()}: auc is TFMA's thresholded ROC AUC ({AUC_THRESHOLDS} thresholds): "
+            f"{acc.n} examples are more than the {AUC_EXACT_BUDGET} of the exact computation"
         )
-    scores = attempt.result.get("scores")
-    if not isinstance(scores, list):
-        raise ValidationError(f"the runtime gave no predictions for {ref.describe()}")
-    return compute(labels, [float(s) for s in scores], request.task)
+    return metrics
 
 
 def _check_request(request: EvaluateRequest) -> None:
+    if request.batch_size < 1:
+        raise UsageError(f"--batch-size must be at least 1, got {request.batch_size}")
     if request.task not in TASKS:
         raise UsageError(f"unknown --task {request.task!r}; use one of {', '.join(TASKS)}")
     if request.candidate_metrics is None and (request.model is None or request.examples is None):
@@ -222,29 +241,27 @@ def evaluate(request: EvaluateRequest) -> EvaluationResult:
         elif base_path is not None:
             baseline_model = str(base_path)
 
-        examples: ExampleSet | None = None
-        labels: list[float] = []
+        examples: ExampleSource | None = None
         if request.examples is not None:
-            examples = read_examples(
+            examples = open_examples(
                 request.examples,
                 label=request.label,
                 split=request.split,
                 features=request.features,
             )
-            labels = examples.require_labels(request.label)
 
         if request.candidate_metrics is not None:
             candidate = read_metrics(request.candidate_metrics)
         else:
             assert request.model is not None and examples is not None  # checked above
-            candidate = _model_metrics(request.model, examples, labels, request)
+            candidate = _model_metrics(request.model, examples, request, notes)
 
         if request.baseline_metrics is not None:
             baseline = read_metrics(request.baseline_metrics)
             baseline_model = baseline_model or str(request.baseline_metrics)
         elif base_path is not None:
             assert examples is not None  # checked above
-            baseline = _model_metrics(base_path, examples, labels, request)
+            baseline = _model_metrics(base_path, examples, request, notes)
 
     if baseline is None and any(m.change is not None for m in thresholds.metrics):
         notes.append("no baseline: change thresholds skipped (TFMA's first-model rule)")

@@ -10,10 +10,16 @@ a directory              a TFX ``Examples`` artifact: the files of ``Split-<spli
                          pre-1.0 ``<split>/``), else the TFRecord files directly inside it
 =======================  ==================================================================
 
-TFRecord framing and ``tf.Example`` are decoded here with the standard library (no TensorFlow in
-pushgate's process); the raw records are kept, so a model whose signature takes serialized
-``tf.Example`` strings gets exactly the bytes of the artifact. Record checksums are not verified
-(``crc32c`` is not in the standard library); a truncated record is an error.
+Examples are read as a stream of :class:`Batch` es (:func:`open_examples`), so a dataset of any
+size is evaluated in bounded memory; :func:`read_examples` collects a few for ``infra-validate``.
+The feature names are the CSV header, else the first example's keys (sorted for ``tf.Example``,
+whose features are a map), or ``--features``.
+
+TFRecord framing is checked as TensorFlow does: the masked CRC32C of the length and of the data
+(the ``crc32c`` package); a corrupt or truncated record is an :class:`InputError` naming the file
+and the record. ``tf.Example`` is decoded with ``protobuf`` and the published message definitions
+(:mod:`pushgate.protos`), never TensorFlow; the raw records are kept, so a model whose signature
+takes serialized ``tf.Example`` strings gets exactly the bytes of the artifact.
 """
 
 from __future__ import annotations
@@ -21,20 +27,37 @@ from __future__ import annotations
 import base64
 import csv
 import gzip
+import itertools
 import json
 import math
 import struct
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, Union
 
-from pushgate.errors import InputError
+from pushgate.errors import InputError, MissingDependencyError
 
 # Union, not |: this alias is evaluated at run time, and pushgate runs on Python 3.9
 Value = Union[float, str, list[float], list[str]]
 
 TFRECORD_SUFFIXES = (".tfrecord", ".tfrecords", ".gz", ".tfrecord.gz")
+
+
+DEFAULT_BATCH = 1024
+
+
+@dataclass(frozen=True)
+class Batch:
+    """Consecutive examples: rows of features, labels, and for TFRecords the raw records."""
+
+    start: int
+    rows: list[dict[str, Value]]
+    labels: list[float | None]
+    serialized: list[bytes] | None = field(default=None, repr=False)
+
+    def __len__(self) -> int:
+        return len(self.rows)
 
 
 @dataclass(frozen=True)
@@ -52,15 +75,108 @@ class ExampleSet:
 
     def require_labels(self, label: str) -> list[float]:
         """Every label as a float; InputError naming the first example without one."""
-        out: list[float] = []
-        for i, y in enumerate(self.labels):
-            if y is None:
-                raise InputError(
-                    f"{self.source}: example {i} has no numeric label {label!r}; "
-                    "pick the label column with --label"
+        return require_labels(self.source, 0, self.labels, label)
+
+
+def require_labels(source: str, start: int, labels: list[float | None], label: str) -> list[float]:
+    """``labels`` as floats; InputError naming the first example (counted from ``start``) without
+    one."""
+    for i, y in enumerate(labels):
+        if y is None:
+            raise InputError(
+                f"{source}: example {start + i} has no numeric label {label!r}; "
+                "pick the label column with --label"
+            )
+    return labels  # type: ignore[return-value]  # checked: no None left
+
+
+@dataclass(frozen=True)
+class ExampleSource:
+    """Opened examples, read again from the start by each :meth:`batches` call."""
+
+    path: Path
+    source: str
+    kind: str
+    feature_names: tuple[str, ...]
+    label: str
+    files: tuple[Path, ...] = ()
+
+    def _records(self) -> Iterator[tuple[dict[str, Value], bytes | None]]:
+        if self.kind == "csv":
+            return ((r, None) for r in _read_csv(self.path))
+        if self.kind == "jsonl":
+            return ((r, None) for r in _read_jsonl(self.path))
+        return (item for f in self.files for item in _read_tfrecord_examples(f))
+
+    def batches(self, size: int = DEFAULT_BATCH, limit: int | None = None) -> Iterator[Batch]:
+        """The examples in batches of ``size`` (the last may be smaller), at most ``limit``."""
+        records: Iterable[tuple[dict[str, Value], bytes | None]] = self._records()
+        if limit is not None:
+            records = itertools.islice(records, limit)
+        index = 0
+        tfrecord = self.kind == "tfrecord"
+        while True:
+            chunk = list(itertools.islice(records, size))
+            if not chunk:
+                return
+            rows: list[dict[str, Value]] = []
+            labels: list[float | None] = []
+            for i, (row, _raw) in enumerate(chunk):
+                labels.append(
+                    _as_label(row.pop(self.label, None), self.source, index + i, self.label)
                 )
-            out.append(y)
-        return out
+                rows.append(row)
+            serialized = [raw for _row, raw in chunk if raw is not None] if tfrecord else None
+            yield Batch(index, rows, labels, serialized)
+            index += len(chunk)
+
+
+def open_examples(
+    path: Path,
+    *,
+    label: str = "label",
+    split: str = "eval",
+    features: tuple[str, ...] | None = None,
+) -> ExampleSource:
+    """Open ``path`` for streaming; reads only the first example (for the feature names)."""
+    if not path.exists():
+        raise InputError(f"examples path does not exist: {path}")
+    files: tuple[Path, ...] = ()
+    if path.is_dir():
+        found, source = _artifact_files(path, split)
+        files, kind = tuple(found), "tfrecord"
+    else:
+        source = str(path)
+        suffixes = "".join(path.suffixes).lower()
+        if path.suffix.lower() == ".csv":
+            kind = "csv"
+        elif path.suffix.lower() in (".jsonl", ".json", ".ndjson"):
+            kind = "jsonl"
+        elif ".tfrecord" in suffixes or path.suffix.lower() == ".gz":
+            kind, files = "tfrecord", (path,)
+        else:
+            raise InputError(
+                f"cannot tell the format of {path}: name it .csv, .jsonl, .tfrecord or .gz, "
+                "or give a TFX Examples artifact directory"
+            )
+    opened = ExampleSource(path, source, kind, (), label, files)
+    first = next(opened._records(), None)
+    if first is None:
+        raise InputError(f"no examples in {source}")
+    if kind == "csv":
+        order = [k for k in _csv_header(path) if k != label]
+    else:
+        order = [k for k in first[0] if k != label]
+        if kind == "tfrecord":
+            order.sort()  # tf.Example features are a map: no file order to keep
+    if features is not None:
+        missing = [f for f in features if f not in order]
+        if missing:
+            raise InputError(
+                f"{source}: feature(s) {', '.join(missing)} not found; it has {', '.join(order)}"
+            )
+        order = list(features)
+    return ExampleSource(path, source, kind, tuple(order), label, files)
 
 
 def read_examples(
@@ -71,61 +187,22 @@ def read_examples(
     limit: int | None = None,
     features: tuple[str, ...] | None = None,
 ) -> ExampleSet:
-    """Read up to ``limit`` examples from ``path``; ``features`` picks and orders the features."""
-    if not path.exists():
-        raise InputError(f"examples path does not exist: {path}")
-    if path.is_dir():
-        files, source = _artifact_files(path, split)
-        rows_iter: Iterator[tuple[dict[str, Value], bytes | None]] = (
-            item for f in files for item in _read_tfrecord_examples(f)
-        )
-        kind = "tfrecord"
-    else:
-        source = str(path)
-        suffixes = "".join(path.suffixes).lower()
-        if path.suffix.lower() == ".csv":
-            rows_iter, kind = ((r, None) for r in _read_csv(path)), "csv"
-        elif path.suffix.lower() in (".jsonl", ".json", ".ndjson"):
-            rows_iter, kind = ((r, None) for r in _read_jsonl(path)), "jsonl"
-        elif ".tfrecord" in suffixes or path.suffix.lower() == ".gz":
-            rows_iter, kind = _read_tfrecord_examples(path), "tfrecord"
-        else:
-            raise InputError(
-                f"cannot tell the format of {path}: name it .csv, .jsonl, .tfrecord or .gz, "
-                "or give a TFX Examples artifact directory"
-            )
+    """Read up to ``limit`` examples from ``path`` into memory (for a few examples; stream the
+    rest with :func:`open_examples`)."""
+    opened = open_examples(path, label=label, split=split, features=features)
     rows: list[dict[str, Value]] = []
     labels: list[float | None] = []
     serialized: list[bytes] = []
-    order: list[str] = []
-    for row, raw in rows_iter:
-        if limit is not None and len(rows) >= limit:
-            break
-        y = row.pop(label, None)
-        labels.append(_as_label(y, source, len(rows), label))
-        for k in row:
-            if k not in order:
-                order.append(k)
-        rows.append(row)
-        if raw is not None:
-            serialized.append(raw)
-    if not rows:
-        raise InputError(f"no examples in {source}")
-    if kind == "tfrecord":
-        order.sort()  # tf.Example features are a map: no file order to keep
-    if features is not None:
-        missing = [f for f in features if f not in order]
-        if missing:
-            raise InputError(
-                f"{source}: feature(s) {', '.join(missing)} not found; it has {', '.join(order)}"
-            )
-        order = list(features)
+    for batch in opened.batches(DEFAULT_BATCH, limit):
+        rows.extend(batch.rows)
+        labels.extend(batch.labels)
+        serialized.extend(batch.serialized or ())
     return ExampleSet(
-        source=source,
-        feature_names=tuple(order),
+        source=opened.source,
+        feature_names=opened.feature_names,
         rows=rows,
         labels=labels,
-        serialized=serialized if kind == "tfrecord" else None,
+        serialized=serialized if opened.kind == "tfrecord" else None,
     )
 
 
@@ -178,6 +255,14 @@ def _number_or_string(s: str) -> float | str:
         return s
 
 
+def _csv_header(path: Path) -> list[str]:
+    try:
+        with path.open(newline="", encoding="utf-8") as f:
+            return list(csv.DictReader(f).fieldnames or [])
+    except (OSError, UnicodeDecodeError, csv.Error) as e:
+        raise InputError(f"examples file {path} is not a readable CSV: {e}") from e
+
+
 def _read_csv(path: Path) -> Iterator[dict[str, Value]]:
     try:
         with path.open(newline="", encoding="utf-8") as f:
@@ -223,8 +308,27 @@ def _open_maybe_gzip(path: Path) -> BinaryIO:
     return f
 
 
+_MASK_DELTA = 0xA282EAD8
+
+
+def _masked_crc(data: bytes, crc32c: Any) -> int:
+    """TFRecord's masked CRC32C (tensorflow/core/lib/hash/crc32c.h: Mask)."""
+    crc = int(crc32c(data))
+    return (((crc >> 15) | (crc << 17)) + _MASK_DELTA) & 0xFFFFFFFF
+
+
+def _crc32c_fn() -> Any:
+    try:
+        from crc32c import crc32c
+    except ImportError as e:
+        raise MissingDependencyError("checking TFRecord checksums (crc32c)", "tfrecord") from e
+    return crc32c
+
+
 def read_tfrecords(path: Path) -> Iterator[bytes]:
-    """The records of a TFRecord file, gzip or not (framing only; checksums not verified)."""
+    """The records of a TFRecord file, gzip or not, each one's length and data CRC32C checked."""
+    crc32c = _crc32c_fn()
+    index = 0
     try:
         with _open_maybe_gzip(path) as f:
             while True:
@@ -232,116 +336,91 @@ def read_tfrecords(path: Path) -> Iterator[bytes]:
                 if not head:
                     return
                 if len(head) < 12:
-                    raise InputError(f"{path}: truncated TFRecord header")
-                (length,) = struct.unpack("<Q", head[:8])
+                    raise InputError(
+                        f"{path}: record {index} is truncated (its header is cut short); "
+                        "the file is damaged or was not fully written"
+                    )
+                length_bytes, (length_crc,) = head[:8], struct.unpack("<I", head[8:])
+                if _masked_crc(length_bytes, crc32c) != length_crc:
+                    raise InputError(
+                        f"{path}: record {index} is corrupt (the CRC32C of its length does not "
+                        "match); the file is damaged or is not a TFRecord file"
+                    )
+                (length,) = struct.unpack("<Q", length_bytes)
                 data = f.read(length)
                 tail = f.read(4)
                 if len(data) < length or len(tail) < 4:
-                    raise InputError(f"{path}: truncated TFRecord (a record is cut short)")
+                    raise InputError(
+                        f"{path}: record {index} is truncated (it is cut short); the file is "
+                        "damaged or was not fully written"
+                    )
+                if _masked_crc(data, crc32c) != struct.unpack("<I", tail)[0]:
+                    raise InputError(
+                        f"{path}: record {index} is corrupt (the CRC32C of its data does not "
+                        "match); the file is damaged"
+                    )
                 yield data
+                index += 1
     except OSError as e:  # gzip.BadGzipFile is an OSError
-        raise InputError(f"cannot read TFRecord file {path}: {e}") from e
+        raise InputError(f"cannot read TFRecord file {path} (at record {index}): {e}") from e
+    except EOFError as e:  # a gzip stream cut short
+        raise InputError(f"{path}: record {index}: the gzip stream is cut short: {e}") from e
+
+
+def _example_class() -> Any:
+    try:
+        from pushgate.protos.example_pb2 import Example
+    except ImportError as e:
+        raise MissingDependencyError("reading tf.Example records (protobuf)", "tfrecord") from e
+    return Example
 
 
 def _read_tfrecord_examples(path: Path) -> Iterator[tuple[dict[str, Value], bytes]]:
+    from google.protobuf.message import DecodeError
+
+    example = _example_class()
     for i, raw in enumerate(read_tfrecords(path)):
         try:
-            yield decode_example(raw), raw
-        except (ValueError, IndexError, struct.error) as e:
+            yield _row(example.FromString(raw)), raw
+        except (DecodeError, UnicodeDecodeError) as e:
             raise InputError(f"{path}: record {i} is not a tf.Example: {e}") from e
 
 
-# -- tf.Example wire format (tensorflow/core/example/{example,feature}.proto) ------------------
-
-
-def _varint(buf: bytes, pos: int) -> tuple[int, int]:
-    result = shift = 0
-    while True:
-        b = buf[pos]
-        pos += 1
-        result |= (b & 0x7F) << shift
-        if not b & 0x80:
-            return result, pos
-        shift += 7
-        if shift > 63:
-            raise ValueError("varint too long")
-
-
-def _fields(buf: bytes) -> Iterator[tuple[int, int, Any]]:
-    """(field number, wire type, value) of a protobuf message; length-delimited as bytes."""
-    pos = 0
-    while pos < len(buf):
-        key, pos = _varint(buf, pos)
-        number, wire = key >> 3, key & 7
-        value: Any
-        if wire == 0:
-            value, pos = _varint(buf, pos)
-        elif wire == 1:
-            value, pos = buf[pos : pos + 8], pos + 8
-        elif wire == 2:
-            n, pos = _varint(buf, pos)
-            if pos + n > len(buf):
-                raise ValueError("length-delimited field runs past the end")
-            value, pos = buf[pos : pos + n], pos + n
-        elif wire == 5:
-            value, pos = buf[pos : pos + 4], pos + 4
+def _row(example: Any) -> dict[str, Value]:
+    out: dict[str, Value] = {}
+    for name, feature in example.features.feature.items():
+        kind = feature.WhichOneof("kind")
+        values: list[Any]
+        if kind == "bytes_list":
+            values = [v.decode("utf-8", "replace") for v in feature.bytes_list.value]
+        elif kind == "float_list":
+            values = list(feature.float_list.value)
+        elif kind == "int64_list":
+            values = [float(v) for v in feature.int64_list.value]
         else:
-            raise ValueError(f"unsupported wire type {wire}")
-        yield number, wire, value
-
-
-def _signed64(v: int) -> int:
-    return v - (1 << 64) if v >= 1 << 63 else v
-
-
-def _decode_feature(buf: bytes) -> list[Any]:
-    for number, _wire, value in _fields(buf):
-        if number == 1:  # BytesList
-            return [v.decode("utf-8", "replace") for n, _w, v in _fields(value) if n == 1]
-        if number == 2:  # FloatList, packed or not
-            floats: list[float] = []
-            for n, w, v in _fields(value):
-                if n != 1:
-                    continue
-                if w == 2:
-                    floats.extend(struct.unpack(f"<{len(v) // 4}f", v))
-                else:
-                    floats.append(struct.unpack("<f", v)[0])
-            return floats
-        if number == 3:  # Int64List, packed or not
-            ints: list[float] = []
-            for n, w, v in _fields(value):
-                if n != 1:
-                    continue
-                if w == 2:
-                    p = 0
-                    while p < len(v):
-                        x, p = _varint(v, p)
-                        ints.append(float(_signed64(x)))
-                else:
-                    ints.append(float(_signed64(v)))
-            return ints
-    return []
+            values = []
+        out[name] = values[0] if len(values) == 1 else values
+    return out
 
 
 def decode_example(raw: bytes) -> dict[str, Value]:
     """A serialized ``tf.Example`` as ``{name: value}``; one-element lists become scalars."""
-    out: dict[str, Value] = {}
-    for number, _wire, features in _fields(raw):
-        if number != 1:
-            continue
-        for n, _w, entry in _fields(features):
-            if n != 1:
-                continue
-            name, value = "", b""
-            for en, _ew, ev in _fields(entry):
-                if en == 1:
-                    name = ev.decode("utf-8")
-                elif en == 2:
-                    value = ev
-            decoded = _decode_feature(value)
-            out[name] = decoded[0] if len(decoded) == 1 else decoded
-    return out
+    return _row(_example_class().FromString(raw))
+
+
+def encode_example(row: dict[str, Any]) -> bytes:
+    """A row as a serialized ``tf.Example``: numbers as ``float_list``, the rest ``bytes_list``."""
+    example = _example_class()()
+    for name, value in row.items():
+        values = value if isinstance(value, list) else [value]
+        feature = example.features.feature[name]
+        if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+            feature.float_list.value.extend(float(v) for v in values)
+        else:
+            feature.bytes_list.value.extend(
+                v if isinstance(v, bytes) else str(v).encode("utf-8") for v in values
+            )
+    return bytes(example.SerializeToString(deterministic=True))
 
 
 def to_jsonable(examples: ExampleSet) -> dict[str, Any]:
@@ -355,4 +434,14 @@ def to_jsonable(examples: ExampleSet) -> dict[str, Any]:
     }
 
 
-__all__ = ["ExampleSet", "decode_example", "read_examples", "read_tfrecords", "to_jsonable"]
+__all__ = [
+    "Batch",
+    "ExampleSet",
+    "ExampleSource",
+    "decode_example",
+    "encode_example",
+    "open_examples",
+    "read_examples",
+    "read_tfrecords",
+    "to_jsonable",
+]

@@ -94,6 +94,14 @@ def register(subparsers: Any) -> None:
     opts.add_deadline_option(
         p, default=1800.0, help="seconds allowed for each model run (default: 1800)"
     )
+    p.add_argument(
+        "--batch-size",
+        type=int,
+        default=1024,
+        metavar="N",
+        help="examples per batch streamed through the model (default: 1024); memory grows "
+        "with the batch, not with the data",
+    )
     opts.add_python_option(p)
     add_storage_options(p)
     opts.add_result_json(p)
@@ -121,6 +129,7 @@ def run(args: argparse.Namespace) -> int:
         deadline=args.deadline,
         python=args.python,
         storage_options=storage_options(args) or None,
+        batch_size=args.batch_size,
     )
     emit_verdict(evaluate(request), args.json)
     return 0

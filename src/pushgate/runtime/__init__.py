@@ -1,6 +1,7 @@
 """Run a model in its serving runtime, in a separate process with a deadline.
 
-pushgate's own process never imports TensorFlow or onnxruntime. A validator writes a job file and
+pushgate's own process never imports TensorFlow or onnxruntime. ``evaluate`` streams batches
+through one worker (:mod:`pushgate.runtime.stream`); ``infra-validate`` writes a job file and
 starts ``python -m pushgate.runtime.tf_worker`` (SavedModels) or ``pushgate.runtime.onnx_worker``
 (ONNX) in a new process group; the worker loads the model, does the job, and writes a JSON result
 file. A crash, a hang past the deadline (the whole process group is killed), an error, or a
@@ -127,6 +128,15 @@ def _kill_group(proc: subprocess.Popen[bytes]) -> None:
     proc.wait()
 
 
+def worker_env() -> dict[str, str]:
+    """The environment of a worker: this pushgate first on the path, TensorFlow's logs quiet."""
+    package_root = str(Path(__file__).resolve().parent.parent.parent)
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    return env
+
+
 def run_worker(
     runtime: str,
     job: dict[str, Any],
@@ -141,10 +151,7 @@ def run_worker(
     """
     if runtime not in _WORKER:
         raise ValueError(f"unknown runtime {runtime!r}")
-    package_root = str(Path(__file__).resolve().parent.parent.parent)
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
-    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    env = worker_env()
     with tempfile.TemporaryDirectory(prefix="pushgate-runtime-") as tmp:
         job_path, result_path, log_path = (
             Path(tmp) / n for n in ("job.json", "result.json", "log")

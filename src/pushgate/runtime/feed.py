@@ -138,7 +138,7 @@ def pick_scores(outputs: dict[str, np.ndarray], key: str | None) -> list[float]:
         arr = arr[:, 0]
     if arr.ndim != 1:
         raise FeedError(f"output {key!r} has shape {list(arr.shape)}; expected [N], [N,1] or [N,2]")
-    return [float(v) for v in arr.astype(np.float64)]
+    return list(arr.astype(np.float64).tolist())
 
 
 def check_outputs(

@@ -1,6 +1,6 @@
 """Worker: an ONNX model in onnxruntime.
 
-Run as ``python -m pushgate.runtime.onnx_worker JOB RESULT``.
+Run as ``python -m pushgate.runtime.onnx_worker JOB RESULT [--stream IN_FD OUT_FD]``.
 
 Same tasks as :mod:`pushgate.runtime.tf_worker`, without warmup (a TF Serving feature). An ONNX
 model has one graph: the job's signature names are not used.
@@ -17,7 +17,7 @@ from pushgate.runtime.feed import (
     decode_serialized,
     pick_scores,
 )
-from pushgate.runtime.job import MissingRuntime, serve
+from pushgate.runtime.job import MissingRuntime, Predict, serve
 
 BATCH = 256
 GRAPH = "(onnx graph)"
@@ -40,7 +40,7 @@ def _dims(shape: Any) -> tuple[int | None, ...] | None:
     return tuple(d if isinstance(d, int) else None for d in shape)
 
 
-def run(job: dict[str, Any]) -> dict[str, Any]:
+def _session(job: dict[str, Any]) -> tuple[Any, list[InputSpec], list[str], dict[str, Any]]:
     try:
         import onnxruntime as ort
     except ImportError as e:
@@ -51,6 +51,26 @@ def run(job: dict[str, Any]) -> dict[str, Any]:
     ]
     out_names = [o.name for o in session.get_outputs()]
     expected = {o.name: _DTYPES.get(o.type, o.type) for o in session.get_outputs()}
+    return session, specs, out_names, expected
+
+
+def open_predictor(job: dict[str, Any]) -> tuple[dict[str, Any], Predict]:
+    """Load the model once; the graph info and a thread-safe batch -> scores function."""
+    import numpy as np
+
+    session, specs, out_names, expected = _session(job)
+    key = job.get("prediction_key")
+
+    def predict(rows: list[dict[str, Any]], names: list[str], raw: list[bytes] | None) -> Any:
+        values = session.run(out_names, build_inputs(specs, rows, names, raw))
+        return np.asarray(pick_scores(dict(zip(out_names, values, strict=True)), key))
+
+    info = {"signatures": {GRAPH: {"inputs": [s.__dict__ for s in specs], "outputs": expected}}}
+    return info, predict
+
+
+def run(job: dict[str, Any]) -> dict[str, Any]:
+    session, specs, out_names, expected = _session(job)
     info: dict[str, Any] = {
         "signatures": {GRAPH: {"inputs": [s.__dict__ for s in specs], "outputs": expected}}
     }
@@ -83,4 +103,4 @@ def run(job: dict[str, Any]) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    raise SystemExit(serve(run))
+    raise SystemExit(serve(run, open_predictor))

@@ -1,7 +1,8 @@
 """Worker: a SavedModel in TensorFlow.
 
-Run as ``python -m pushgate.runtime.tf_worker JOB RESULT``.
+Run as ``python -m pushgate.runtime.tf_worker JOB RESULT [--stream IN_FD OUT_FD]``.
 
+Streaming (:func:`open_predictor`): the scores of the first signature, batch by batch.
 Tasks: ``load`` (load with the tag set, check the signatures exist), ``predict`` (scores of the
 first signature over every example, in batches), ``validate`` (one request of one example per
 signature and example, sent as ``TensorProto``s decoded back, exactly as TF Serving would get them;
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from pushgate.examples import encode_example
 from pushgate.runtime.feed import (
     InputSpec,
     build_inputs,
@@ -19,7 +21,7 @@ from pushgate.runtime.feed import (
     decode_serialized,
     pick_scores,
 )
-from pushgate.runtime.job import MissingRuntime, serve
+from pushgate.runtime.job import MissingRuntime, Predict, serve
 from pushgate.runtime.warmup import MAX_WARMUP_RECORDS, predict_log
 
 BATCH = 256
@@ -56,23 +58,6 @@ def _specs(tf: Any, fn: Any) -> tuple[list[InputSpec], dict[str, str]]:
     return specs, expected or {}
 
 
-def _encoder(tf: Any) -> Any:
-    def encode(row: dict[str, Any]) -> bytes:
-        feature = {}
-        for name, value in row.items():
-            values = value if isinstance(value, list) else [value]
-            if all(isinstance(v, (int, float)) for v in values):
-                feature[name] = tf.train.Feature(float_list=tf.train.FloatList(value=values))
-            else:
-                feature[name] = tf.train.Feature(
-                    bytes_list=tf.train.BytesList(value=[str(v).encode() for v in values])
-                )
-        example = tf.train.Example(features=tf.train.Features(feature=feature))
-        return bytes(example.SerializeToString())
-
-    return encode
-
-
 def _load(tf: Any, job: dict[str, Any]) -> Any:
     loaded = tf.saved_model.load(job["model"], tags=job.get("tags") or ["serve"])
     have = sorted(loaded.signatures.keys())
@@ -84,16 +69,8 @@ def _load(tf: Any, job: dict[str, Any]) -> Any:
     return loaded
 
 
-def run(job: dict[str, Any]) -> dict[str, Any]:
-    tf = _tf()
-    loaded = _load(tf, job)
-    signatures = job.get("signatures") or ["serving_default"]
-    examples = job.get("examples") or {"feature_names": [], "rows": [], "serialized": None}
-    rows = examples["rows"]
-    names = examples["feature_names"]
-    serialized = decode_serialized(examples)
-    encode = _encoder(tf)
-    info: dict[str, Any] = {
+def _info(tf: Any, loaded: Any, signatures: list[str]) -> dict[str, Any]:
+    return {
         "signatures": {
             name: {
                 "inputs": [s.__dict__ for s in _specs(tf, loaded.signatures[name])[0]],
@@ -102,21 +79,52 @@ def run(job: dict[str, Any]) -> dict[str, Any]:
             for name in signatures
         }
     }
+
+
+def _predictor(tf: Any, loaded: Any, job: dict[str, Any]) -> Predict:
+    signatures = job.get("signatures") or ["serving_default"]
+    fn = loaded.signatures[signatures[0]]
+    specs, _ = _specs(tf, fn)
+    key = job.get("prediction_key")
+
+    def predict(rows: list[dict[str, Any]], names: list[str], raw: list[bytes] | None) -> Any:
+        import numpy as np
+
+        inputs = build_inputs(specs, rows, names, raw, encode_example)
+        out = fn(**{k: tf.constant(v) for k, v in inputs.items()})
+        return np.asarray(pick_scores({k: v.numpy() for k, v in out.items()}, key))
+
+    return predict
+
+
+def open_predictor(job: dict[str, Any]) -> tuple[dict[str, Any], Predict]:
+    """Load the model once; the signature info and a thread-safe batch -> scores function."""
+    tf = _tf()
+    loaded = _load(tf, job)
+    return _info(tf, loaded, job.get("signatures") or ["serving_default"]), _predictor(
+        tf, loaded, job
+    )
+
+
+def run(job: dict[str, Any]) -> dict[str, Any]:
+    tf = _tf()
+    loaded = _load(tf, job)
+    signatures = job.get("signatures") or ["serving_default"]
+    examples = job.get("examples") or {"feature_names": [], "rows": [], "serialized": None}
+    rows = examples["rows"]
+    names = examples["feature_names"]
+    serialized = decode_serialized(examples)
+    encode = encode_example
+    info = _info(tf, loaded, signatures)
     task = job["task"]
     if task == "load":
         return info
     if task == "predict":
-        fn = loaded.signatures[signatures[0]]
-        specs, _ = _specs(tf, fn)
+        predict = _predictor(tf, loaded, job)
         scores: list[float] = []
         for start in range(0, len(rows), BATCH):
-            batch = rows[start : start + BATCH]
             raw = None if serialized is None else serialized[start : start + BATCH]
-            inputs = build_inputs(specs, batch, names, raw, encode)
-            out = fn(**{k: tf.constant(v) for k, v in inputs.items()})
-            scores.extend(
-                pick_scores({k: v.numpy() for k, v in out.items()}, job.get("prediction_key"))
-            )
+            scores.extend(float(x) for x in predict(rows[start : start + BATCH], names, raw))
         return {**info, "scores": scores}
     if task != "validate":
         raise ValueError(f"unknown task {task!r}")
@@ -153,4 +161,4 @@ def run(job: dict[str, Any]) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    raise SystemExit(serve(run))
+    raise SystemExit(serve(run, open_predictor))
