@@ -24,7 +24,7 @@ from models import (
 from pushgate.api import PushRequest, push
 from pushgate.artifact import read_properties
 from pushgate.blessing import BlessingKind, Verdict, read_blessing
-from pushgate.errors import UsageError
+from pushgate.errors import UsageError, ValidationError
 from pushgate.evaluator import EvaluateRequest, EvaluationResult, evaluate
 
 
@@ -294,3 +294,86 @@ def test_examples_that_do_not_fit_the_model_are_a_validation_error(
     assert evaluate_cli(tmp_path, th, *model_and_examples, "--features", "a,c").returncode == 0
     report = json.loads((tmp_path / "blessing" / "evaluation.json").read_text())
     assert np.isfinite(report["candidate_metrics"]["log_loss"])
+
+
+@pytest.fixture(scope="module")
+def big(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
+    """1000 examples: several batches of any small size, as CSV and as a TFX Examples artifact."""
+    root = tmp_path_factory.mktemp("streaming")
+    x, y = labelled_data(1000, seed=11)
+    return {
+        "x": x,
+        "y": y,
+        "csv": write_examples_csv(root / "eval.csv", x, y),
+        "artifact": write_examples_artifact(root / "Examples", x, y),
+    }
+
+
+@pytest.mark.parametrize(
+    ("model", "examples"),
+    [("saved_model", "artifact"), ("saved_model", "csv"), ("onnx0", "artifact"), ("onnx0", "csv")],
+)
+def test_streaming_in_small_batches_equals_the_whole_file_at_once(
+    data: dict, big: dict, tmp_path: Path, model: str, examples: str
+) -> None:
+    """Issue 13: batches of 7 (143 of them, several in flight on the runtime's threads) give the
+    metrics of one batch holding every example, and both match an independent computation."""
+    spec = {"auc": {"value": {"lower": 0.5}}, "log_loss": {"value": {"upper": 10.0}}}
+    results = {
+        size: evaluate_into(
+            tmp_path,
+            spec,
+            output=tmp_path / f"blessing-{size}",
+            model=data[model],
+            examples=big[examples],
+            batch_size=size,
+        )
+        for size in (7, 100_000)
+    }
+    small, whole = results[7], results[100_000]
+    assert set(small.candidate_metrics) == set(whole.candidate_metrics)
+    for k, v in whole.candidate_metrics.items():
+        assert small.candidate_metrics[k] == pytest.approx(v, rel=1e-12, abs=1e-15), k
+    assert small.candidate_metrics["example_count"] == 1000
+    assert small.blessed == whole.blessed
+    assert [c.outcome for c in small.checks] == [c.outcome for c in whole.checks]
+    want = reference_metrics(big["y"], reference_predict(big["x"], seed=0), "classification")
+    assert_metrics_match(small.candidate_metrics, want)
+
+
+def test_a_corrupt_tfrecord_stops_evaluate_with_exit_2_naming_the_file_and_record(
+    data: dict, tmp_path: Path
+) -> None:
+    import gzip
+
+    x, y = labelled_data(600, seed=5)
+    root = write_examples_artifact(tmp_path / "Examples", x, y)
+    shard = sorted((root / "Split-eval").iterdir())[1]
+    raw = bytearray(gzip.decompress(shard.read_bytes()))
+    raw[len(raw) // 2] ^= 0x08  # a byte in the middle of the second shard
+    shard.write_bytes(gzip.compress(bytes(raw)))
+    th = thresholds_file(tmp_path, {"accuracy": {"value": {"lower": 0}}})
+    proc = evaluate_cli(
+        tmp_path, th, "--model", data["onnx0"], "--examples", root, "--batch-size", "16"
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert f"{shard}: record " in proc.stderr and "is corrupt" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not (tmp_path / "blessing").exists()
+
+
+def test_a_model_failing_mid_stream_names_the_examples_it_failed_on(
+    data: dict, big: dict, tmp_path: Path
+) -> None:
+    lines = big["csv"].read_text().splitlines()
+    lines[501] = "oops," + lines[501].split(",", 1)[1]  # example 500: a feature that is no number
+    (tmp_path / "e.csv").write_text("\n".join(lines) + "\n")
+    with pytest.raises(ValidationError, match=r"examples 496\.\.511 .*not a number"):
+        evaluate_into(
+            tmp_path,
+            {"accuracy": {"value": {"lower": 0}}},
+            model=data["onnx0"],
+            examples=tmp_path / "e.csv",
+            batch_size=16,
+        )
+    assert not (tmp_path / "blessing").exists()

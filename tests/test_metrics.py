@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import gzip
 import json
+import re
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -135,3 +137,128 @@ def test_labels_that_are_not_numbers_name_the_example(tmp_path: Path) -> None:
     (tmp_path / "e.csv").write_text("a,b,label\n1,2,0\n3,4,yes\n")
     with pytest.raises(InputError, match="example 1: label 'label' is not a number"):
         read_examples(tmp_path / "e.csv")
+
+
+def _tfrecord_written_by_tensorflow(tmp_path: Path, n: int = 6) -> Path:
+    """An uncompressed TFRecord of ``n`` examples, framed by TensorFlow's own writer."""
+    import tensorflow as tf
+
+    path = tmp_path / "data.tfrecord"
+    x, y = labelled_data(n)
+    with tf.io.TFRecordWriter(str(path)) as w:
+        for i in range(n):
+            ex = tf.train.Example(
+                features=tf.train.Features(
+                    feature={
+                        "a": tf.train.Feature(float_list=tf.train.FloatList(value=[x[i, 0]])),
+                        "label": tf.train.Feature(int64_list=tf.train.Int64List(value=[y[i]])),
+                    }
+                )
+            )
+            w.write(ex.SerializeToString())
+    return path
+
+
+def _record_offsets(raw: bytes) -> list[int]:
+    offsets, pos = [], 0
+    while pos < len(raw):
+        offsets.append(pos)
+        (length,) = np.frombuffer(raw[pos : pos + 8], dtype="<u8")
+        pos += 12 + int(length) + 4
+    return offsets
+
+
+@pytest.mark.parametrize(
+    ("where", "message"),
+    [
+        (lambda off: off + 16 + 1, "record 3 is corrupt (the CRC32C of its data"),  # in the data
+        (lambda off: off + 0, "record 3 is corrupt (the CRC32C of its length"),  # in the length
+        (lambda off: off + 9, "record 3 is corrupt (the CRC32C of its length"),  # in its CRC
+    ],
+    ids=["data byte", "length byte", "length crc byte"],
+)
+def test_a_flipped_byte_in_a_tfrecord_is_an_error_naming_the_file_and_record(
+    tmp_path: Path, where: Any, message: str
+) -> None:
+    path = _tfrecord_written_by_tensorflow(tmp_path)
+    raw = bytearray(path.read_bytes())
+    assert len(list(read_tfrecords(path))) == 6  # TensorFlow's CRCs check out
+    raw[where(_record_offsets(bytes(raw))[3])] ^= 0x01
+    path.write_bytes(bytes(raw))
+    with pytest.raises(InputError, match=re.escape(f"{path}: {message}")):
+        read_examples(path)
+
+
+def test_a_flipped_byte_inside_a_gzipped_tfrecord_is_caught_too(tmp_path: Path) -> None:
+    x, y = labelled_data(8)
+    root = write_examples_artifact(tmp_path / "Examples", x, y)
+    shard = sorted((root / "Split-eval").iterdir())[1]
+    raw = bytearray(gzip.decompress(shard.read_bytes()))
+    raw[_record_offsets(bytes(raw))[2] + 20] ^= 0x40
+    shard.write_bytes(gzip.compress(bytes(raw)))
+    with pytest.raises(InputError, match=re.escape(f"{shard}: record 2 is corrupt")):
+        read_examples(root)
+
+
+def test_examples_decode_like_tensorflow_and_encode_for_it(tmp_path: Path) -> None:
+    import tensorflow as tf
+
+    from pushgate.examples import encode_example
+
+    raw = encode_example({"f": [1.5, -2.0], "s": "héllo", "one": 3})
+    parsed = tf.train.Example.FromString(raw)
+    assert list(parsed.features.feature["f"].float_list.value) == [1.5, -2.0]
+    assert parsed.features.feature["s"].bytes_list.value[0] == "héllo".encode()
+    assert list(parsed.features.feature["one"].float_list.value) == [3.0]
+    assert decode_example(raw) == {"f": [1.5, -2.0], "s": "héllo", "one": 3.0}
+
+
+def _tfma_thresholded_auc(y: np.ndarray, s: np.ndarray, num: int = 10_000) -> float:
+    """TFMA 0.47's AUC (ROC, interpolation) from its definition, one threshold at a time:
+    binary_confusion_matrices._interpolated_thresholds and confusion_matrix_metrics.AUC."""
+    eps = 1e-7
+    thresholds = [-eps] + [(i + 1) * 1.0 / (num - 1) for i in range(num - 2)] + [1.0 + eps]
+    recall, fpr = [], []
+    for t in thresholds:
+        pred = s > t
+        tp, fn = np.sum(pred & (y == 1)), np.sum(~pred & (y == 1))
+        fp, tn = np.sum(pred & (y == 0)), np.sum(~pred & (y == 0))
+        recall.append(tp / (tp + fn))
+        fpr.append(fp / (fp + tn))
+    r, f = np.array(recall), np.array(fpr)
+    return float(np.nansum((f[:-1] - f[1:]) * (r[:-1] + r[1:]) / 2.0))
+
+
+def test_past_the_exact_budget_auc_is_tfmas_thresholded_auc() -> None:
+    rng = np.random.default_rng(3)
+    y = rng.integers(0, 2, size=400)
+    s = np.clip(0.3 * y + rng.uniform(size=400) * 0.7, 0.0, 1.0)
+    s[:5] = [0.0, 1.0, 0.5, 1e-8, 0.9999]  # the edges of the thresholds
+    acc = metrics.Accumulator("classification", auc_exact_budget=100)
+    for start in range(0, 400, 64):
+        acc.add(y[start : start + 64].tolist(), s[start : start + 64].tolist())
+    got = acc.result()
+    assert acc.auc_method == "thresholded"
+    assert got["auc"] == pytest.approx(_tfma_thresholded_auc(y, s), abs=1e-12)
+    exact = metrics.compute(y.tolist(), s.tolist(), "classification")
+    assert got["auc"] == pytest.approx(exact["auc"], abs=1e-3)  # 10000 thresholds: close
+    assert {k: v for k, v in got.items() if k != "auc"} == pytest.approx(
+        {k: v for k, v in exact.items() if k != "auc"}, rel=1e-12
+    )
+
+
+def test_metrics_accumulated_in_batches_equal_the_whole_at_once() -> None:
+    rng = np.random.default_rng(4)
+    for task, y, s in (
+        ("classification", rng.integers(0, 2, size=1000), rng.uniform(size=1000)),
+        ("regression", rng.normal(size=1000), rng.normal(size=1000)),
+    ):
+        whole = metrics.compute(y.tolist(), s.tolist(), "auto")
+        acc = metrics.Accumulator("auto")
+        for start in range(0, 1000, 37):
+            acc.add(y[start : start + 37].tolist(), s[start : start + 37].tolist())
+        assert acc.auc_method == "exact"
+        got = acc.result()
+        assert set(got) == set(whole) == set(reference_metrics(y, s, task))
+        for k in whole:
+            assert got[k] == pytest.approx(whole[k], rel=1e-12, abs=1e-15), (task, k)
