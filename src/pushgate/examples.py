@@ -325,40 +325,61 @@ def _crc32c_fn() -> Any:
     return crc32c
 
 
+_CHUNK = 1 << 20
+
+
 def read_tfrecords(path: Path) -> Iterator[bytes]:
     """The records of a TFRecord file, gzip or not, each one's length and data CRC32C checked."""
     crc32c = _crc32c_fn()
     index = 0
+    buf = bytearray()
+    pos = 0
     try:
         with _open_maybe_gzip(path) as f:
-            while True:
-                head = f.read(12)
-                if not head:
-                    return
-                if len(head) < 12:
+            eof = False
+
+            def fill(n: int) -> bool:
+                """At least ``n`` bytes in ``buf`` from ``pos`` (read in 1 MiB chunks)?"""
+                nonlocal buf, pos, eof
+                while len(buf) - pos < n and not eof:
+                    chunk = f.read(max(_CHUNK, n))
+                    if not chunk:
+                        eof = True
+                        break
+                    if pos:
+                        del buf[:pos]
+                        pos = 0
+                    buf += chunk
+                return len(buf) - pos >= n
+
+            while fill(1):
+                if not fill(12):
                     raise InputError(
                         f"{path}: record {index} is truncated (its header is cut short); "
                         "the file is damaged or was not fully written"
                     )
-                length_bytes, (length_crc,) = head[:8], struct.unpack("<I", head[8:])
+                length_bytes = bytes(buf[pos : pos + 8])
+                (length_crc,) = struct.unpack_from("<I", buf, pos + 8)
                 if _masked_crc(length_bytes, crc32c) != length_crc:
                     raise InputError(
                         f"{path}: record {index} is corrupt (the CRC32C of its length does not "
                         "match); the file is damaged or is not a TFRecord file"
                     )
                 (length,) = struct.unpack("<Q", length_bytes)
-                data = f.read(length)
-                tail = f.read(4)
-                if len(data) < length or len(tail) < 4:
+                pos += 12
+                if not fill(length + 4):
                     raise InputError(
                         f"{path}: record {index} is truncated (it is cut short); the file is "
                         "damaged or was not fully written"
                     )
-                if _masked_crc(data, crc32c) != struct.unpack("<I", tail)[0]:
+                data = bytes(buf[pos : pos + length])
+                (data_crc,) = struct.unpack_from("<I", buf, pos + length)
+                if _masked_crc(data, crc32c) != data_crc:
                     raise InputError(
                         f"{path}: record {index} is corrupt (the CRC32C of its data does not "
                         "match); the file is damaged"
                     )
+                pos += length + 4
                 yield data
                 index += 1
     except OSError as e:  # gzip.BadGzipFile is an OSError

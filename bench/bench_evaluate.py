@@ -1,0 +1,176 @@
+"""Benchmark of ``pushgate evaluate`` at growing sizes: streaming (this checkout) vs the old path.
+
+For each size (``--sizes``, default 10k, 100k, 1M examples) and format (a TFX Examples artifact of
+gzip TFRecord ``tf.Example`` shards, and CSV), the same logistic-regression SavedModel (the one
+``tests/models.py`` makes) is evaluated by
+
+- ``new``: ``pushgate evaluate`` from this checkout (batches streamed through one runtime process);
+- ``old``: ``pushgate evaluate`` from ``--old-src`` (e.g. a checkout of the commit before the
+  streaming change: every example in memory, one JSON job file), when given.
+
+Each run is a real subprocess; wall time, examples per second and the peak resident memory of the
+whole process tree (pushgate and its runtime worker together, sampled from ``/proc`` every 50 ms)
+are reported, with the metrics of both to show they agree. Prints a table and one JSON line
+(``BENCH {...}``). TFMA side by side needs a Python 3.10 environment with TFX's TFMA; this script
+does not run it.
+
+    git worktree add /tmp/pushgate-old <old-commit>
+    python bench/bench_evaluate.py --sizes 10000,100000,1000000 --old-src /tmp/pushgate-old/src
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import gzip
+import json
+import os
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT / "src"), str(ROOT / "tests")]
+
+
+def _masked_crc(data: bytes) -> int:
+    from crc32c import crc32c
+
+    crc = crc32c(data)
+    return (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
+
+
+def write_data(root: Path, n: int, seed: int = 7) -> tuple[Path, Path]:
+    """``n`` labelled examples as a TFX Examples artifact (2 gzip shards) and as a CSV."""
+    import numpy as np
+
+    from models import reference_predict
+    from pushgate.protos.example_pb2 import Example
+
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, 2)).astype(np.float32)
+    y = ((reference_predict(x) + rng.normal(scale=0.25, size=n)) > 0.5).astype(np.int64)
+    split = root / "Examples" / "Split-eval"
+    split.mkdir(parents=True)
+    half = n // 2
+    for shard, (lo, hi) in enumerate(((0, half), (half, n))):
+        path = split / f"data_tfrecord-{shard:05d}-of-00002.gz"
+        with gzip.open(path, "wb", compresslevel=6) as f:
+            for i in range(lo, hi):
+                ex = Example()
+                ex.features.feature["a"].float_list.value.append(float(x[i, 0]))
+                ex.features.feature["b"].float_list.value.append(float(x[i, 1]))
+                ex.features.feature["label"].int64_list.value.append(int(y[i]))
+                data = ex.SerializeToString()
+                length = struct.pack("<Q", len(data))
+                f.write(length + struct.pack("<I", _masked_crc(length)))
+                f.write(data + struct.pack("<I", _masked_crc(data)))
+    csv_path = root / "eval.csv"
+    with csv_path.open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["a", "b", "label"])
+        for (a, b), label in zip(x.tolist(), y.tolist(), strict=True):
+            w.writerow([repr(a), repr(b), label])
+    return root / "Examples", csv_path
+
+
+def _tree_rss(pid: int) -> int:
+    """Resident bytes of ``pid`` and every descendant (from /proc)."""
+    children: dict[int, list[int]] = {}
+    rss: dict[int, int] = {}
+    page = os.sysconf("SC_PAGE_SIZE")
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        p = int(entry)
+        children.setdefault(int(fields[1]), []).append(p)
+        rss[p] = int(fields[21]) * page
+    total, stack = 0, [pid]
+    while stack:
+        p = stack.pop()
+        total += rss.get(p, 0)
+        stack.extend(children.get(p, []))
+    return total
+
+
+def run_evaluate(src: Path, model: Path, examples: Path, out: Path) -> dict[str, object]:
+    """One ``pushgate evaluate`` subprocess: wall seconds, peak tree RSS, its metrics."""
+    thresholds = out.parent / "thresholds.json"
+    thresholds.write_text('{"metrics": {"auc": {"value": {"lower": 0.5}}}}')
+    env = {**os.environ, "PYTHONPATH": str(src), "TF_CPP_MIN_LOG_LEVEL": "2"}
+    cmd = [sys.executable, "-m", "pushgate", "evaluate", "--model", str(model)]
+    cmd += ["--examples", str(examples), "--thresholds", str(thresholds), "--output", str(out)]
+    cmd += ["--json"]
+    peak = 0
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    done = threading.Event()
+
+    def sample() -> None:
+        nonlocal peak
+        while not done.is_set():
+            peak = max(peak, _tree_rss(proc.pid))
+            time.sleep(0.05)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    stdout, stderr = proc.communicate()
+    seconds = time.perf_counter() - t0
+    done.set()
+    sampler.join()
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed ({proc.returncode}):\n{stderr.decode()[-2000:]}")
+    doc = json.loads(stdout)
+    return {"seconds": seconds, "peak_rss": peak, "metrics": doc.get("candidate_metrics")}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--sizes", default="10000,100000,1000000")
+    ap.add_argument("--formats", default="tfrecord,csv")
+    ap.add_argument("--old-src", type=Path, help="src/ of the pushgate to compare with")
+    args = ap.parse_args()
+    from models import make_saved_model
+
+    sizes = [int(s) for s in args.sizes.split(",")]
+    formats = args.formats.split(",")
+    rows: list[dict[str, object]] = []
+    with tempfile.TemporaryDirectory(prefix="bench-evaluate-") as tmp:
+        model = make_saved_model(Path(tmp) / "model")
+        for n in sizes:
+            data = Path(tmp) / f"data-{n}"
+            artifact, csv_path = write_data(data, n)
+            for fmt in formats:
+                examples = artifact if fmt == "tfrecord" else csv_path
+                contestants = [("new", ROOT / "src")]
+                if args.old_src is not None:
+                    contestants.append(("old", args.old_src))
+                for name, src in contestants:
+                    r = run_evaluate(src, model, examples, data / f"blessing-{name}-{fmt}")
+                    row = {"examples": n, "format": fmt, "pushgate": name, **r}
+                    row["examples_per_s"] = n / float(r["seconds"])  # type: ignore[arg-type]
+                    rows.append(row)
+                    print(
+                        f"{n:>9} {fmt:<8} {name:<4} {r['seconds']:8.1f} s "
+                        f"{row['examples_per_s']:>10.0f} ex/s "
+                        f"{int(r['peak_rss']) / 2**30:6.2f} GiB  auc={r['metrics']['auc']:.6f}",  # type: ignore[index]
+                        flush=True,
+                    )
+            for f in artifact.rglob("*"):
+                if f.is_file():
+                    f.unlink()
+    print("BENCH " + json.dumps({"cpus": os.cpu_count(), "rows": rows}))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
