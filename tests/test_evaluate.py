@@ -377,3 +377,22 @@ def test_a_model_failing_mid_stream_names_the_examples_it_failed_on(
             batch_size=16,
         )
     assert not (tmp_path / "blessing").exists()
+
+
+def test_a_model_that_hangs_is_killed_at_the_deadline(data: dict, tmp_path: Path) -> None:
+    import time
+
+    from models import make_hanging_onnx_model
+
+    model = make_hanging_onnx_model(tmp_path / "hang")
+    start = time.monotonic()
+    with pytest.raises(ValidationError, match="deadline of 3 s"):
+        evaluate_into(
+            tmp_path,
+            {"accuracy": {"value": {"lower": 0}}},
+            model=model,
+            examples=data["csv"],
+            deadline=3.0,
+        )
+    assert time.monotonic() - start < 30
+    assert not (tmp_path / "blessing").exists()

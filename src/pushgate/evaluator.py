@@ -157,7 +157,7 @@ def _model_metrics(
         for batch, scores in predict_stream(
             ref.runtime,
             job,
-            examples.batches(request.batch_size),
+            examples.batches(request.batch_size, decode=False),
             examples.feature_names,
             deadline=request.deadline,
             python=request.python,

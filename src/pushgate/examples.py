@@ -52,12 +52,12 @@ class Batch:
     """Consecutive examples: rows of features, labels, and for TFRecords the raw records."""
 
     start: int
-    rows: list[dict[str, Value]]
+    rows: list[dict[str, Value]] | None  # None: not decoded, see ``serialized``
     labels: list[float | None]
     serialized: list[bytes] | None = field(default=None, repr=False)
 
     def __len__(self) -> int:
-        return len(self.rows)
+        return len(self.labels)
 
 
 @dataclass(frozen=True)
@@ -101,16 +101,24 @@ class ExampleSource:
     label: str
     files: tuple[Path, ...] = ()
 
-    def _records(self) -> Iterator[tuple[dict[str, Value], bytes | None]]:
+    def _records(self, decode: bool = True) -> Iterator[tuple[dict[str, Value], bytes | None]]:
         if self.kind == "csv":
             return ((r, None) for r in _read_csv(self.path))
         if self.kind == "jsonl":
             return ((r, None) for r in _read_jsonl(self.path))
-        return (item for f in self.files for item in _read_tfrecord_examples(f))
+        only = None if decode else self.label
+        return (item for f in self.files for item in _read_tfrecord_examples(f, only))
 
-    def batches(self, size: int = DEFAULT_BATCH, limit: int | None = None) -> Iterator[Batch]:
-        """The examples in batches of ``size`` (the last may be smaller), at most ``limit``."""
-        records: Iterable[tuple[dict[str, Value], bytes | None]] = self._records()
+    def batches(
+        self, size: int = DEFAULT_BATCH, limit: int | None = None, *, decode: bool = True
+    ) -> Iterator[Batch]:
+        """The examples in batches of ``size`` (the last may be smaller), at most ``limit``.
+
+        ``decode=False`` leaves a TFRecord batch's features undecoded (``rows`` is ``None``; only
+        the labels are read): the model runtime decodes the records it is sent, in parallel.
+        """
+        lazy = not decode and self.kind == "tfrecord"
+        records: Iterable[tuple[dict[str, Value], bytes | None]] = self._records(not lazy)
         if limit is not None:
             records = itertools.islice(records, limit)
         index = 0
@@ -127,7 +135,7 @@ class ExampleSource:
                 )
                 rows.append(row)
             serialized = [raw for _row, raw in chunk if raw is not None] if tfrecord else None
-            yield Batch(index, rows, labels, serialized)
+            yield Batch(index, None if lazy else rows, labels, serialized)
             index += len(chunk)
 
 
@@ -194,7 +202,7 @@ def read_examples(
     labels: list[float | None] = []
     serialized: list[bytes] = []
     for batch in opened.batches(DEFAULT_BATCH, limit):
-        rows.extend(batch.rows)
+        rows.extend(batch.rows or ())
         labels.extend(batch.labels)
         serialized.extend(batch.serialized or ())
     return ExampleSet(
@@ -396,32 +404,41 @@ def _example_class() -> Any:
     return Example
 
 
-def _read_tfrecord_examples(path: Path) -> Iterator[tuple[dict[str, Value], bytes]]:
+def _read_tfrecord_examples(
+    path: Path, only: str | None = None
+) -> Iterator[tuple[dict[str, Value], bytes]]:
+    """``(features, raw record)``; with ``only``, the features hold just that one (the label)."""
     from google.protobuf.message import DecodeError
 
     example = _example_class()
     for i, raw in enumerate(read_tfrecords(path)):
         try:
-            yield _row(example.FromString(raw)), raw
+            parsed = example.FromString(raw)
+            if only is None:
+                yield _row(parsed), raw
+            else:
+                fmap = parsed.features.feature
+                yield ({only: _values(fmap[only])} if only in fmap else {}), raw
         except (DecodeError, UnicodeDecodeError) as e:
             raise InputError(f"{path}: record {i} is not a tf.Example: {e}") from e
 
 
+def _values(feature: Any) -> Value:
+    kind = feature.WhichOneof("kind")
+    values: list[Any]
+    if kind == "bytes_list":
+        values = [v.decode("utf-8", "replace") for v in feature.bytes_list.value]
+    elif kind == "float_list":
+        values = list(feature.float_list.value)
+    elif kind == "int64_list":
+        values = [float(v) for v in feature.int64_list.value]
+    else:
+        values = []
+    return values[0] if len(values) == 1 else values
+
+
 def _row(example: Any) -> dict[str, Value]:
-    out: dict[str, Value] = {}
-    for name, feature in example.features.feature.items():
-        kind = feature.WhichOneof("kind")
-        values: list[Any]
-        if kind == "bytes_list":
-            values = [v.decode("utf-8", "replace") for v in feature.bytes_list.value]
-        elif kind == "float_list":
-            values = list(feature.float_list.value)
-        elif kind == "int64_list":
-            values = [float(v) for v in feature.int64_list.value]
-        else:
-            values = []
-        out[name] = values[0] if len(values) == 1 else values
-    return out
+    return {name: _values(feature) for name, feature in example.features.feature.items()}
 
 
 def decode_example(raw: bytes) -> dict[str, Value]:

@@ -73,14 +73,29 @@ def _fit_rank(arr: np.ndarray, spec: InputSpec) -> np.ndarray:
 
 def build_inputs(
     specs: Sequence[InputSpec],
-    rows: Sequence[dict[str, Any]],
+    rows: Sequence[dict[str, Any]] | None,
     feature_names: Sequence[str],
     serialized: Sequence[bytes] | None,
     encode_example: Callable[[dict[str, Any]], bytes] | None = None,
 ) -> dict[str, np.ndarray]:
-    """The input tensors of one batch (``rows``; ``serialized`` are the same rows' raw records)."""
+    """The input tensors of one batch (``rows``; ``serialized`` are the same rows' raw records).
+
+    ``rows`` is ``None`` when pushgate sent only the raw ``tf.Example`` records: they are decoded
+    here, in the runtime process, and only when the signature takes features.
+    """
     names = [s.name for s in specs]
-    if len(specs) == 1 and specs[0].dtype == "string" and specs[0].name not in feature_names:
+    takes_serialized = (
+        len(specs) == 1 and specs[0].dtype == "string" and specs[0].name not in feature_names
+    )
+    if rows is None:
+        if serialized is None:
+            raise FeedError("a batch with neither rows nor serialized examples")
+        if takes_serialized:
+            return {specs[0].name: _fit_rank(np.array(list(serialized), dtype=object), specs[0])}
+        from pushgate.examples import decode_example
+
+        rows = [decode_example(raw) for raw in serialized]
+    if takes_serialized:
         spec = specs[0]
         if serialized is None:
             if encode_example is None:

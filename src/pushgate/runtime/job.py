@@ -24,7 +24,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, BinaryIO
 
-Predict = Callable[[list[dict[str, Any]], list[str], list[bytes] | None], Any]
+Predict = Callable[[list[dict[str, Any]] | None, list[str], list[bytes] | None], Any]
 
 
 class MissingRuntime(Exception):

@@ -61,7 +61,9 @@ def open_predictor(job: dict[str, Any]) -> tuple[dict[str, Any], Predict]:
     session, specs, out_names, expected = _session(job)
     key = job.get("prediction_key")
 
-    def predict(rows: list[dict[str, Any]], names: list[str], raw: list[bytes] | None) -> Any:
+    def predict(
+        rows: list[dict[str, Any]] | None, names: list[str], raw: list[bytes] | None
+    ) -> Any:
         values = session.run(out_names, build_inputs(specs, rows, names, raw))
         return np.asarray(pick_scores(dict(zip(out_names, values, strict=True)), key))
 

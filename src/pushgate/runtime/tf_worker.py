@@ -87,7 +87,9 @@ def _predictor(tf: Any, loaded: Any, job: dict[str, Any]) -> Predict:
     specs, _ = _specs(tf, fn)
     key = job.get("prediction_key")
 
-    def predict(rows: list[dict[str, Any]], names: list[str], raw: list[bytes] | None) -> Any:
+    def predict(
+        rows: list[dict[str, Any]] | None, names: list[str], raw: list[bytes] | None
+    ) -> Any:
         import numpy as np
 
         inputs = build_inputs(specs, rows, names, raw, encode_example)
