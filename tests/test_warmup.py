@@ -98,7 +98,7 @@ def test_stamped_model_pushed_from_the_infra_blessing_answers_every_warmup_reque
     np.testing.assert_allclose(answers, reference_predict(x), rtol=1e-6)
 
 
-def test_hand_encoded_prediction_log_equals_tf_servings_own() -> None:
+def test_prediction_log_built_with_pushgates_protos_equals_tf_servings_own() -> None:
     import tensorflow as tf
     from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2
 
@@ -174,3 +174,48 @@ def test_tfx_style_model_taking_serialized_examples_gets_warmup_it_can_parse(
         out = loaded.signatures["serving_default"](examples=tf.constant(examples))
         answers.append(out[OUTPUT_NAME].numpy().reshape(-1)[0])
     np.testing.assert_allclose(answers, reference_predict(x), rtol=1e-6)
+
+
+def test_vendored_messages_keep_the_published_names_numbers_and_types() -> None:
+    """pushgate/protos/ is a subset of the official .proto files: every message and field it has
+    exists in TensorFlow's / TF Serving's own generated modules with the same number and type."""
+    from tensorflow.core.example import example_pb2, feature_pb2
+    from tensorflow.core.framework import tensor_pb2, types_pb2
+    from tensorflow_serving.apis import prediction_log_pb2
+
+    from pushgate.protos import example_pb2 as pg_example
+    from pushgate.protos import feature_pb2 as pg_feature
+    from pushgate.protos import prediction_log_pb2 as pg_log
+    from pushgate.protos import tensor_pb2 as pg_tensor
+
+    official = {}
+    for module in (example_pb2, feature_pb2, tensor_pb2, prediction_log_pb2):
+        pool = module.DESCRIPTOR.pool
+        for name in ("Example", "Features", "Feature", "BytesList", "FloatList", "Int64List"):
+            official[f"tensorflow.{name}"] = pool.FindMessageTypeByName(f"tensorflow.{name}")
+        for name in ("TensorProto", "TensorShapeProto", "TensorShapeProto.Dim"):
+            official[f"tensorflow.{name}"] = pool.FindMessageTypeByName(f"tensorflow.{name}")
+        for name in ("PredictionLog", "PredictLog", "PredictRequest", "PredictResponse"):
+            full = f"tensorflow.serving.{name}"
+            official[full] = pool.FindMessageTypeByName(full)
+        official["tensorflow.serving.ModelSpec"] = pool.FindMessageTypeByName(
+            "tensorflow.serving.ModelSpec"
+        )
+    checked = 0
+    for module in (pg_example, pg_feature, pg_tensor, pg_log):
+        stack = list(module.DESCRIPTOR.message_types_by_name.values())
+        while stack:
+            mine = stack.pop()
+            stack.extend(mine.nested_types)
+            if mine.GetOptions().map_entry:
+                continue
+            theirs = official[mine.full_name]
+            for field in mine.fields:
+                twin = theirs.fields_by_number[field.number]
+                assert (field.name, field.type) == (twin.name, twin.type), field.full_name
+                if field.message_type is not None:
+                    assert field.message_type.full_name == twin.message_type.full_name
+                checked += 1
+    assert checked >= 35  # every field of the vendored subset
+    for value in pg_tensor.DataType.DESCRIPTOR.values:
+        assert types_pb2.DataType.Value(value.name) == value.number
