@@ -17,7 +17,6 @@ every disagreement; exits 1 on any.
 from __future__ import annotations
 
 import itertools
-import math
 import sys
 
 import tensorflow_model_analysis as tfma
@@ -135,5 +134,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    del math
     sys.exit(main())
