@@ -6,16 +6,20 @@ gzip TFRecord ``tf.Example`` shards, and CSV), the same logistic-regression Save
 
 - ``new``: ``pushgate evaluate`` from this checkout (batches streamed through one runtime process);
 - ``old``: ``pushgate evaluate`` from ``--old-src`` (e.g. a checkout of the commit before the
-  streaming change: every example in memory, one JSON job file), when given.
+  streaming change: every example in memory, one JSON job file), when given;
+- ``tfma``: ``tfma.run_model_analysis`` on DirectRunner, multi-process (``bench/tfma_run.py``)
+  in ``--tfma-python`` (a Python 3.10 environment with TFX's TFMA 0.47), on the TFRecord data.
+  With it every contestant runs TFX's kind of model (serialized ``tf.Example`` in), made by
+  that environment's TensorFlow.
 
 Each run is a real subprocess; wall time, examples per second and the peak resident memory of the
 whole process tree (pushgate and its runtime worker together, sampled from ``/proc`` every 50 ms)
-are reported, with the metrics of both to show they agree. Prints a table and one JSON line
-(``BENCH {...}``). TFMA side by side needs a Python 3.10 environment with TFX's TFMA; this script
-does not run it.
+are reported, with the metrics of each to show they agree. Prints a table and one JSON line
+(``BENCH {...}``).
 
     git worktree add /tmp/pushgate-old <old-commit>
-    python bench/bench_evaluate.py --sizes 10000,100000,1000000 --old-src /tmp/pushgate-old/src
+    python bench/bench_evaluate.py --sizes 10000,100000,1000000 --old-src /tmp/pushgate-old/src \
+        --tfma-python /path/to/tfx-venv/bin/python
 """
 
 from __future__ import annotations
@@ -102,14 +106,8 @@ def _tree_rss(pid: int) -> int:
     return total
 
 
-def run_evaluate(src: Path, model: Path, examples: Path, out: Path) -> dict[str, object]:
-    """One ``pushgate evaluate`` subprocess: wall seconds, peak tree RSS, its metrics."""
-    thresholds = out.parent / "thresholds.json"
-    thresholds.write_text('{"metrics": {"auc": {"value": {"lower": 0.5}}}}')
-    env = {**os.environ, "PYTHONPATH": str(src), "TF_CPP_MIN_LOG_LEVEL": "2"}
-    cmd = [sys.executable, "-m", "pushgate", "evaluate", "--model", str(model)]
-    cmd += ["--examples", str(examples), "--thresholds", str(thresholds), "--output", str(out)]
-    cmd += ["--json"]
+def measure(cmd: list[str], env: dict[str, str]) -> tuple[float, int, bytes]:
+    """Run ``cmd``: wall seconds, peak RSS of its whole process tree, its stdout."""
     peak = 0
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -129,8 +127,38 @@ def run_evaluate(src: Path, model: Path, examples: Path, out: Path) -> dict[str,
     sampler.join()
     if proc.returncode != 0:
         raise SystemExit(f"{' '.join(cmd)} failed ({proc.returncode}):\n{stderr.decode()[-2000:]}")
+    return seconds, peak, stdout
+
+
+def run_evaluate(src: Path, model: Path, examples: Path, out: Path) -> dict[str, object]:
+    """One ``pushgate evaluate`` subprocess: wall seconds, peak tree RSS, its metrics."""
+    thresholds = out.parent / "thresholds.json"
+    thresholds.write_text('{"metrics": {"auc": {"value": {"lower": 0.5}}}}')
+    env = {**os.environ, "PYTHONPATH": str(src), "TF_CPP_MIN_LOG_LEVEL": "2"}
+    cmd = [sys.executable, "-m", "pushgate", "evaluate", "--model", str(model)]
+    cmd += ["--examples", str(examples), "--thresholds", str(thresholds), "--output", str(out)]
+    cmd += ["--json"]
+    seconds, peak, stdout = measure(cmd, env)
     doc = json.loads(stdout)
     return {"seconds": seconds, "peak_rss": peak, "metrics": doc.get("candidate_metrics")}
+
+
+def _tfma_env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k != "HTTPLIB2_CA_CERTS"}
+    env["TF_CPP_MIN_LOG_LEVEL"] = "2"
+    return env
+
+
+def run_tfma(
+    python: str, model: Path, artifact: Path, out: Path, workers: int
+) -> dict[str, object]:
+    """``tfma.run_model_analysis`` (bench/tfma_run.py) on DirectRunner, multi-process."""
+    cmd = [python, str(Path(__file__).with_name("tfma_run.py")), "--model", str(model)]
+    cmd += ["--examples", str(artifact / "Split-eval" / "*"), "--out", str(out)]
+    cmd += ["--workers", str(workers)]
+    seconds, peak, stdout = measure(cmd, _tfma_env())
+    line = [ln for ln in stdout.decode().splitlines() if ln.startswith("{")][-1]
+    return {"seconds": seconds, "peak_rss": peak, "metrics": json.loads(line)["metrics"]}
 
 
 def main() -> int:
@@ -138,6 +166,8 @@ def main() -> int:
     ap.add_argument("--sizes", default="10000,100000,1000000")
     ap.add_argument("--formats", default="tfrecord,csv")
     ap.add_argument("--old-src", type=Path, help="src/ of the pushgate to compare with")
+    ap.add_argument("--tfma-python", help="a Python with TFX's TFMA: run it side by side")
+    ap.add_argument("--tfma-workers", type=int, default=os.cpu_count() or 2)
     args = ap.parse_args()
     from models import make_saved_model
 
@@ -145,7 +175,13 @@ def main() -> int:
     formats = args.formats.split(",")
     rows: list[dict[str, object]] = []
     with tempfile.TemporaryDirectory(prefix="bench-evaluate-") as tmp:
-        model = make_saved_model(Path(tmp) / "model")
+        model = Path(tmp) / "model"
+        if args.tfma_python:  # one model both can run: TFX's (serialized tf.Example in)
+            script = str(Path(__file__).with_name("tfma_run.py"))
+            cmd = [args.tfma_python, script, "--make-model", str(model)]
+            subprocess.run(cmd, env=_tfma_env(), check=True, capture_output=True)
+        else:
+            make_saved_model(model)
         for n in sizes:
             data = Path(tmp) / f"data-{n}"
             artifact, csv_path = write_data(data, n)
@@ -154,8 +190,15 @@ def main() -> int:
                 contestants = [("new", ROOT / "src")]
                 if args.old_src is not None:
                     contestants.append(("old", args.old_src))
+                if args.tfma_python and fmt == "tfrecord":
+                    contestants.append(("tfma", Path("-")))
                 for name, src in contestants:
-                    r = run_evaluate(src, model, examples, data / f"blessing-{name}-{fmt}")
+                    if name == "tfma":
+                        r = run_tfma(
+                            args.tfma_python, model, artifact, data / "tfma", args.tfma_workers
+                        )
+                    else:
+                        r = run_evaluate(src, model, examples, data / f"blessing-{name}-{fmt}")
                     row = {"examples": n, "format": fmt, "pushgate": name, **r}
                     row["examples_per_s"] = n / float(r["seconds"])  # type: ignore[arg-type]
                     rows.append(row)
