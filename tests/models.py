@@ -165,7 +165,7 @@ def reference_metrics(labels: np.ndarray, scores: np.ndarray, task: str) -> dict
         out["rmse"] = float(np.sqrt(np.mean(err**2)))
         out["mae"] = float(np.mean(np.abs(err)))
         return out
-    pred = s >= 0.5
+    pred = s > 0.5  # TFMA's (and Keras') rule: positive above the threshold
     pos = y == 1
     tp = float(np.sum(pred & pos))
     out["accuracy"] = float(np.mean(pred == pos))

@@ -262,3 +262,11 @@ def test_metrics_accumulated_in_batches_equal_the_whole_at_once() -> None:
         assert set(got) == set(whole) == set(reference_metrics(y, s, task))
         for k in whole:
             assert got[k] == pytest.approx(whole[k], rel=1e-12, abs=1e-15), (task, k)
+
+
+def test_a_score_of_exactly_one_half_is_negative_as_in_tfma() -> None:
+    """TFMA's BinaryAccuracy / Precision / Recall count ``score > 0.5`` as positive (found side
+    by side at 1M examples: one float32 score of exactly 0.5 made accuracy differ by 1e-6)."""
+    got = metrics.compute([0, 1, 1, 0], [0.5, 0.5, 0.9, 0.1], "classification")
+    assert got["accuracy"] == 0.75  # the 0.5 with label 0 is right, the 0.5 with label 1 wrong
+    assert got["precision"] == 1.0 and got["recall"] == 0.5

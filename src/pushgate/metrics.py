@@ -8,10 +8,12 @@ classification (binary)   ``example_count``, ``accuracy``, ``auc``, ``precision`
 regression                ``example_count``, ``mse``, ``rmse``, ``mae``
 ========================  ===================================================================
 
-Classification takes the model's score as the probability of class 1 and decides at 0.5 (TFMA's
-default threshold). ``auc`` is ROC AUC; it is left out when the labels hold a single class (it is
-undefined), and a threshold on it then fails as a missing metric. ``task="auto"`` picks
-classification when every label is 0 or 1 and every score lies in [0, 1], regression otherwise.
+Classification takes the model's score as the probability of class 1 and calls an example
+positive when its score is above 0.5, as TFMA's ``BinaryAccuracy``, ``Precision`` and ``Recall``
+do (``score > 0.5``: a score of exactly 0.5 is negative). ``auc`` is ROC AUC; it is left out
+when the labels hold a single class (it is undefined), and a threshold on it then fails as a
+missing metric. ``task="auto"`` picks classification when every label is 0 or 1 and every score
+lies in [0, 1], regression otherwise.
 
 Metrics are accumulated as the predictions stream in (:class:`Accumulator`): counts, the
 confusion counts at 0.5, the sums of log loss, squared and absolute errors, so memory does not grow
@@ -109,7 +111,7 @@ class Accumulator:
         if not (self.binary_labels and self.unit_scores):
             self._kept = None if self.task == "regression" else self._kept
             return
-        predicted = s >= DECISION_THRESHOLD
+        predicted = s > DECISION_THRESHOLD  # TFMA / Keras: positive above the threshold
         self.tp += int((predicted & pos).sum())
         self.fp += int((predicted & neg).sum())
         self.fn += int((~predicted & pos).sum())
