@@ -210,6 +210,13 @@ class Journal:
         """One read, not a listing: what each removal decision needs."""
         return self.dest.read_meta(f"pins/{version}") is not None
 
+    def kept(self, version: str) -> bool:
+        """Pinned, or named by a label (:mod:`pushgate.labels`, which orders its writes against
+        removals like ``pin``): no removal may take it."""
+        from pushgate.labels import labelled_versions  # labels builds on the journal
+
+        return self.pinned(version) or version in labelled_versions(self.dest)
+
     # -- removals -----------------------------------------------------------------------------
     @staticmethod
     def _intent(raw: bytes, key: str) -> dict[str, Any]:
@@ -239,7 +246,7 @@ class Journal:
         (another process is deciding about it)."""
         key = f"removing/{version}.json"
         with self.dest.lifecycle_lock() as exclusive:
-            if exclusive and self.pinned(version):  # without the lock, step 2 reads it
+            if exclusive and self.kept(version):  # without the lock, step 2 reads it
                 return "pinned"
             event_key, event = self.new_event(
                 "prune", version=version, removed=[version], **event_fields
@@ -260,7 +267,7 @@ class Journal:
             if not self.dest.write_meta(key, dumps(intent), create_only=True, durable=exclusive):
                 return "busy"
             if not exclusive:
-                if self.pinned(version):  # a pin written before our intent: it wins
+                if self.kept(version):  # a pin (or label) written before our intent: it wins
                     self.dest.delete_meta(key)
                     return "pinned"
                 intent["phase"] = "removing"

@@ -49,6 +49,7 @@ from typing import Any, cast
 from pushgate.artifact import utc_now
 from pushgate.errors import DestinationError, IntegrityError, PushgateError, UsageError
 from pushgate.journal import Journal, dumps, who
+from pushgate.labels import labelled_versions
 from pushgate.lifecycle_common import check_version_arg, open_base, published_versions
 from pushgate.lifecycle_rollback import RollbackResult, rollback
 from pushgate.manifest import Manifest, hash_stream, hash_threads, workers
@@ -352,13 +353,14 @@ def prune(
     infos = journal.versions()
     published = published_versions(infos)
     result.skipped = [i.version for i in infos if i.exists and not i.recorded]
+    labelled = labelled_versions(dest)  # kept like pinned ones (Journal.kept decides again)
     newest_numeric = max((int(i.version) for i in infos if i.exists), default=None)
     keep_set = {i.version for i in published[-keep:]}
     candidates: list[str] = []
     for info in published:
         if info.version in keep_set:
             result.kept.append(info.version)
-        elif info.pinned:
+        elif info.pinned or info.version in labelled:
             result.pinned.append(info.version)
         elif newest_numeric is not None and int(info.version) == newest_numeric:
             result.kept.append(info.version)

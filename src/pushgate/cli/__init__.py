@@ -35,6 +35,7 @@ COMMAND_MODULES = (
     "infra_validate",
     "status",
     "adopt",
+    "labels",
 )
 
 

@@ -16,6 +16,7 @@ from pushgate.cli._output import (
     warn,
 )
 from pushgate.cli._serve import add_serve_options, print_reports, serve_request
+from pushgate.cli.labels import add_label_options, push_with_label
 from pushgate.secrets import scrub
 
 
@@ -86,6 +87,7 @@ def register(sub: Any) -> None:
     )
     add_hook_timeout(p)
     add_serve_options(p)
+    add_label_options(p)
     add_no_progress(p)
     add_storage_options(p)
     add_json(p)
@@ -110,13 +112,13 @@ def run(args: argparse.Namespace) -> int:
         hook_timeout=args.hook_timeout,
         any_model=args.any_model,
     )
-    result = push(
-        request, progress_for(not args.no_progress and not args.json), serve_request(args)
-    )
+    progress = progress_for(not args.no_progress and not args.json)
+    labelled = push_with_label(args, request, progress)
+    result = labelled[0] if labelled else push(request, progress, serve_request(args))
     for w in result.warnings:
         warn(w)
     if args.json:
-        emit_json(result.to_json())
+        emit_json({**result.to_json(), **({"labels": labelled[1]} if labelled else {})})
     else:
         verdicts = ", ".join(f"{k}={b.verdict.value}" for k, b in result.blessings.items())
         if not result.pushed:
@@ -144,4 +146,6 @@ def run(args: argparse.Namespace) -> int:
         if result.pushed_model:
             print(f"pushed model artifact: {result.pushed_model}")
         print_reports(result.serve)
+        for line in labelled[2] if labelled else []:
+            print(line)
     return 1 if result.failed else 0

@@ -8,6 +8,7 @@ pushgate keeps everything of its own under ``<BASE>/.pushgate/`` (never numeric,
 - ``events/<time>-<id>.json`` one lifecycle event (push, rollback, prune, pin, hook ...)
 - ``pins/<version>``          versions prune must keep
 - ``removing/<version>.json`` a removal under way (written before the removal starts)
+- ``labels/<name>.json``      where each label (stable, canary ...) points
 - ``staging/<id>/``           copies being made; never served, removed when stale
 
 The destination owns the commit protocol: ``publish`` makes a staged copy visible as a version
@@ -170,3 +171,13 @@ class Destination(ABC):
         """Mark staging ``token`` as owned by this live process for the length of the block,
         so ``recover`` in another process never removes it (flock locally, a lease object on
         object stores)."""
+
+    # -- server configuration files (outside .pushgate/) -----------------------------------
+    def read_file(self, rel: str) -> bytes | None:
+        """Bytes of the file ``<BASE>/<rel>`` (a server's configuration), or None when absent."""
+        raise NotImplementedError(f"{type(self).__name__} cannot read {rel}")
+
+    def write_file(self, rel: str, data: bytes) -> None:
+        """Replace ``<BASE>/<rel>`` whole, atomically: a reader sees the old bytes or the new,
+        never a mix (a temporary name, flushed, renamed over it; one PUT on a bucket)."""
+        raise NotImplementedError(f"{type(self).__name__} cannot write {rel}")

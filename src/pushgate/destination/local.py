@@ -517,3 +517,40 @@ class LocalDestination(Destination):
             yield True
         finally:
             os.close(fd)
+
+    # -- server configuration files -----------------------------------------------------------
+    def _config_path(self, rel: str) -> Path:
+        path = self.base / rel
+        if path.is_symlink():  # never write through a link into what pushgate did not create
+            raise DestinationInputError(
+                f"{path} is a symbolic link; pushgate replaces server configuration files only "
+                "when they are plain files: replace the link by the file it points to"
+            )
+        return path
+
+    def read_file(self, rel: str) -> bytes | None:
+        path = self._config_path(rel)
+        try:
+            return path.read_bytes()
+        except FileNotFoundError:
+            return None
+        except OSError as e:
+            raise _wrap(e, "reading", path) from e
+
+    def write_file(self, rel: str, data: bytes) -> None:
+        path = self._config_path(rel)
+        # a dot name that is not a number: no server takes it for a version or a config
+        tmp = path.with_name(f".tmp-pushgate-{uuid.uuid4().hex}-{path.name}")
+        try:
+            mode = path.stat().st_mode & 0o777 if path.exists() else 0o644
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+            try:
+                os.write(fd, data)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.replace(tmp, path)
+            fsync_dir(path.parent)
+        except OSError as e:
+            tmp.unlink(missing_ok=True)
+            raise _wrap(e, "writing", path) from e

@@ -1021,3 +1021,19 @@ class ObjectStoreDestination(Destination):
         self._delete(others)
         self._delete(lasts)  # Triton's model file last: never a version without it
         return bool(keys)
+
+    # -- server configuration files -----------------------------------------------------------
+    def read_file(self, rel: str) -> bytes | None:
+        key = self._key(rel)
+        try:
+            return self.store.get_bytes(key)
+        except _NOT_FOUND as e:
+            if _missing_bucket(e):
+                raise self._error(e, "reading", key) from e
+            return None
+        except Exception as e:
+            raise self._error(e, "reading", key) from e
+
+    def write_file(self, rel: str, data: bytes) -> None:
+        # one PUT replaces an object whole: readers see the old bytes or the new
+        self.put_bytes(rel, data)
