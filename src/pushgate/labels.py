@@ -268,7 +268,7 @@ def move_label(
             f"being moved to it; label {name} was not moved"
             + (f" (still {previous})" if previous else "")
         )
-    journal.event(action, label=name, version=version, previous=previous)
+    journal.event("label", label=name, version=version, previous=previous, via=action)
     # 4. only labelled versions load; labels name them
     now = read_labels(dest)
     result.configs = write_server_configs(

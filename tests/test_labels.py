@@ -1,0 +1,271 @@
+"""Labels (stable, canary) through the real CLI on local disk and S3 (moto): journal, history,
+refusals, prune, promote, and the server configuration they drive: Triton's config.pbtxt
+(only its version_policy changes) and TF Serving's model_config_file, parsed by TF Serving's own
+protos. A label move racing a prune never leaves a label on a removed version."""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from google.protobuf import text_format
+from tensorflow_serving.config import model_server_config_pb2
+
+import pushgate.labels
+import pushgate.lifecycle
+import servers
+from conftest import cli, cli_json
+from pushgate.destination import open_destination
+from pushgate.errors import PushgateError
+from pushgate.serving.server_config import edit_triton_config
+from pushgate.serving.withdraw import withdraw_version
+from triton_server import CONFIG_PBTXT, triton_model_dir
+
+# a config with comments, strings holding braces and a nested version_policy to replace
+CONFIG = (
+    CONFIG_PBTXT.format(name="m")
+    + '# keep me { not a brace }\nparameters { key: "x" value: { string_value: "a}{b" } }\n'
+    + "version_policy: { latest { num_versions: 2 } }  # old policy\n"
+    + "dynamic_batching { }\n"
+)
+
+
+def tfs_config(path: Path) -> Any:
+    """TF Serving's own parser over the file pushgate wrote."""
+    config = model_server_config_pb2.ModelServerConfig()
+    text_format.Parse(path.read_text(), config)
+    (model,) = config.model_config_list.config
+    return model
+
+
+def push_versions(base: str, tmp_path: Path, n: int, opts: list[str]) -> None:
+    for i in range(1, n + 1):
+        model = triton_model_dir(tmp_path / f"m{i}", float(i))
+        proc = cli("push", "--model", model, "--to", base, "--versioning", "sequential", *opts)
+        assert proc.returncode == 0, proc.stderr
+
+
+def events(base: str, opts: list[str]) -> list[dict[str, Any]]:
+    rc, doc = cli_json("history", base, *opts)
+    assert rc == 0, doc
+    return [e for e in doc["events"] if e["event"] in ("label", "unlabel")]
+
+
+def test_labels_on_local_disk_drive_triton_and_tfserving_configs(tmp_path: Path) -> None:
+    base = tmp_path / "repo" / "m"
+    base.mkdir(parents=True)
+    (base / "config.pbtxt").write_text(CONFIG)
+    tfs = tmp_path / "tfs" / "models.config"
+    tfs.parent.mkdir()
+    push_versions(str(base), tmp_path, 3, [])
+
+    rc, doc = cli_json(
+        "label", base, "canary", "2", "--server-config", "triton",
+        "--server-config", f"tfserving:{tfs}?base_path=/models/m",
+    )  # fmt: skip
+    assert rc == 0 and doc["labels"] == {"canary": "2"}, doc
+    text = (base / "config.pbtxt").read_text()
+    assert text == CONFIG.replace(
+        "version_policy: { latest { num_versions: 2 } }",
+        "version_policy: { specific: { versions: [ 2 ] } }",
+    )
+    model = tfs_config(tfs)
+    assert model.name == "m" and model.base_path == "/models/m"
+    assert list(model.model_version_policy.specific.versions) == [2]
+    assert dict(model.version_labels) == {"canary": 2}
+
+    # the configs are remembered: later moves rewrite them
+    assert cli_json("label", base, "stable", "1")[0] == 0
+    assert "versions: [ 1, 2 ]" in (base / "config.pbtxt").read_text()
+    assert dict(tfs_config(tfs).version_labels) == {"canary": 2, "stable": 1}
+
+    rc, doc = cli_json("promote", base, "canary", "stable")
+    assert rc == 0 and doc["labels"] == {"canary": "2", "stable": "2"}, doc
+    assert "versions: [ 2 ]" in (base / "config.pbtxt").read_text()
+    model = tfs_config(tfs)
+    assert list(model.model_version_policy.specific.versions) == [2]
+    assert dict(model.version_labels) == {"canary": 2, "stable": 2}
+
+    rc, doc = cli_json("labels", base)
+    assert [(e["label"], e["version"]) for e in doc["labels"]] == [("canary", "2"), ("stable", "2")]
+    assert doc["server_configs"] == ["triton", f"tfserving:{tfs}?base_path=%2Fmodels%2Fm"], doc
+
+    # prune never removes a labelled version
+    assert cli_json("label", base, "canary", "1")[0] == 0
+    rc, doc = cli_json("prune", base, "--keep", "1")
+    assert rc == 0 and doc["removed"] == [] and doc["pinned"] == ["1", "2"], doc
+    assert cli_json("label", base, "canary", "--remove")[0] == 0
+    assert "versions: [ 2 ]" in (base / "config.pbtxt").read_text()
+    rc, doc = cli_json("prune", base, "--keep", "1")
+    assert rc == 0 and doc["removed"] == ["1"], doc
+
+    # never at a pruned, withdrawn or missing version: exit 2 naming it
+    proc = cli("label", base, "canary", "1")
+    assert proc.returncode == 2 and "version 1" in proc.stderr and "pruned" in proc.stderr
+    withdraw_version(open_destination(str(base)), "3", "did not serve", servers=[], action="push")
+    proc = cli("label", base, "canary", "3")
+    assert proc.returncode == 2 and "version 3" in proc.stderr and "withdrawn" in proc.stderr
+    proc = cli("label", base, "canary", "9")
+    assert proc.returncode == 2 and "version 9" in proc.stderr
+    assert cli("label", base, "Bad Name", "2").returncode == 2
+    assert cli("promote", base, "nope", "stable").returncode == 2
+
+    # push --label: published, then labelled; the configs follow
+    rc, doc = cli_json(
+        "push", "--model", triton_model_dir(tmp_path / "m4", 4.0), "--to", base,
+        "--versioning", "sequential", "--label", "canary",
+    )  # fmt: skip
+    assert rc == 0 and doc["labels"][0]["version"] == "4", doc
+    assert "versions: [ 2, 4 ]" in (base / "config.pbtxt").read_text()
+    assert dict(tfs_config(tfs).version_labels) == {"canary": 4, "stable": 2}
+
+    moves = [
+        (e["event"], e.get("via"), e.get("label"), e.get("version"), e.get("previous"))
+        for e in events(str(base), [])
+    ]
+    assert moves[::-1] == [
+        ("label", "label", "canary", "2", None),
+        ("label", "label", "stable", "1", None),
+        ("label", "promote", "stable", "2", "1"),
+        ("label", "label", "canary", "1", "2"),
+        ("unlabel", None, "canary", None, "1"),
+        ("label", "push", "canary", "4", None),
+    ], moves
+    # everything else in config.pbtxt is untouched, byte for byte
+    assert (base / "config.pbtxt").read_text() == CONFIG.replace(
+        "version_policy: { latest { num_versions: 2 } }",
+        "version_policy: { specific: { versions: [ 2, 4 ] } }",
+    )
+
+
+def test_triton_config_missing_or_unparsable_is_refused(tmp_path: Path) -> None:
+    base = tmp_path / "m"
+    base.mkdir()
+    push_versions(str(base), tmp_path, 1, [])
+    proc = cli("label", base, "stable", "1", "--server-config", "triton")
+    assert proc.returncode == 2 and "config.pbtxt" in proc.stderr, proc.stderr
+    assert not (base / ".pushgate" / "labels").exists()
+    (base / "config.pbtxt").write_text('name: "m"\ninput [ { name: "x" }\n')
+    proc = cli("label", base, "stable", "1", "--server-config", "triton")
+    assert proc.returncode == 2 and "unbalanced" in proc.stderr, proc.stderr
+    assert (base / "config.pbtxt").read_text() == 'name: "m"\ninput [ { name: "x" }\n'
+    proc = cli("label", base, "stable", "1", "--server-config", "nginx")
+    assert proc.returncode == 2 and "--server-config" in proc.stderr
+
+
+def test_a_tfserving_config_pushgate_did_not_write_is_not_replaced(tmp_path: Path) -> None:
+    base = tmp_path / "m"
+    push_versions(str(base), tmp_path, 1, [])
+    tfs = tmp_path / "models.config"
+    tfs.write_text("model_config_list { }\n")
+    proc = cli("label", base, "stable", "1", "--server-config", f"tfserving:{tfs}")
+    assert proc.returncode == 2 and "not written by pushgate" in proc.stderr, proc.stderr
+    assert tfs.read_text() == "model_config_list { }\n"
+
+
+@pytest.mark.parametrize(
+    ("text", "want"),
+    [
+        ('name: "m"\n', 'name: "m"\nversion_policy: { specific: { versions: [ 3 ] } }\n'),
+        ('name: "m"', 'name: "m"\nversion_policy: { specific: { versions: [ 3 ] } }\n'),
+        (
+            'name: "m" version_policy < all { } > backend: "python"\n',
+            'name: "m" version_policy: { specific: { versions: [ 3 ] } } backend: "python"\n',
+        ),
+        (
+            'name: "version_policy {"\nversion_policy{latest{num_versions:1}}\n',
+            'name: "version_policy {"\nversion_policy: { specific: { versions: [ 3 ] } }\n',
+        ),
+    ],
+)
+def test_only_the_version_policy_of_a_triton_config_changes(text: str, want: str) -> None:
+    assert edit_triton_config(text, ["3"], "config.pbtxt") == want
+
+
+def test_labels_on_s3(tmp_path: Path, s3_server: servers.S3Server) -> None:
+    bucket = s3_server.make_bucket()
+    base = f"s3://{bucket}/repo/m"
+    opts: list[str] = []
+    for k, v in s3_server.options().items():
+        opts += ["--storage-option", f"{k}={v}"]
+    push_versions(base, tmp_path, 3, opts)
+    dest = open_destination(base, s3_server.options())
+    dest.write_file("config.pbtxt", CONFIG.encode())
+    tfs = f"s3://{bucket}/tfs/models.config"
+
+    rc, doc = cli_json(
+        "label", base, "canary", "3", "--server-config", "triton",
+        "--server-config", f"tfserving:{tfs}", *opts,
+    )  # fmt: skip
+    assert rc == 0, doc
+    assert cli_json("label", base, "stable", "1", *opts)[0] == 0
+    got = dest.read_file("config.pbtxt")
+    assert got is not None and "versions: [ 1, 3 ]" in got.decode()
+    assert got.decode().replace("specific: { versions: [ 1, 3 ] }", "latest { num_versions: 2 }") == CONFIG
+    raw = open_destination(f"s3://{bucket}/tfs", s3_server.options()).read_file("models.config")
+    assert raw is not None
+    config = model_server_config_pb2.ModelServerConfig()
+    text_format.Parse(raw.decode(), config)
+    (model,) = config.model_config_list.config
+    assert model.base_path == base and dict(model.version_labels) == {"canary": 3, "stable": 1}
+
+    rc, doc = cli_json("promote", base, "canary", "stable", *opts)
+    assert rc == 0 and doc["labels"] == {"canary": "3", "stable": "3"}, doc
+    rc, doc = cli_json("prune", base, "--keep", "1", *opts)
+    assert rc == 0 and doc["removed"] == ["1", "2"], doc
+    proc = cli("label", base, "stable", "1", *opts)
+    assert proc.returncode == 2 and "version 1" in proc.stderr
+    rc, doc = cli_json("labels", base, *opts)
+    assert [(e["label"], e["version"], e["exists"]) for e in doc["labels"]] == [
+        ("canary", "3", True),
+        ("stable", "3", True),
+    ]
+    assert [e.get("via") for e in events(base, opts)] == ["promote", "label", "label"]
+
+
+def test_a_label_move_racing_prune_never_leaves_a_label_on_a_removed_version(
+    tmp_path: Path,
+) -> None:
+    outcomes = {"labelled": 0, "refused": 0, "pruned": 0}
+    rng = random.Random(11)
+    for trial in range(20):
+        # the prune starts a little later in some trials, so both orders are met
+        delay = rng.choice([0.0, 0.0, 0.005, 0.01, 0.02, 0.04])
+        base = tmp_path / f"t{trial}"
+        for i in range(1, 4):
+            model = triton_model_dir(tmp_path / "models" / str(i), float(i))
+            pushgate.push(model=model, to=base, versioning="sequential")
+        barrier = threading.Barrier(2)
+        errors: list[str] = []
+
+        def move() -> None:
+            barrier.wait()
+            try:
+                pushgate.labels.label(base, "canary", "1")
+                outcomes["labelled"] += 1
+            except PushgateError as e:
+                errors.append(str(e))
+                outcomes["refused"] += 1
+
+        def prune() -> None:
+            barrier.wait()
+            time.sleep(delay)
+            if pushgate.lifecycle.prune(base, keep=1).removed[:1] == ["1"]:
+                outcomes["pruned"] += 1
+
+        threads = [threading.Thread(target=move), threading.Thread(target=prune)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        labels = pushgate.labels.read_labels(open_destination(str(base)))
+        for name, version in labels.items():
+            assert (base / version).is_dir(), (trial, name, version, errors)
+        assert all("version 1" in e for e in errors), errors
+    print(f"\nlabel vs prune, 20 trials: {outcomes}")
+    assert outcomes["labelled"] + outcomes["refused"] == 20
+    assert outcomes["labelled"] and outcomes["refused"], outcomes  # both orders were met
