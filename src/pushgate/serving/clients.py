@@ -110,7 +110,9 @@ class TritonClient(ServerClient):
                     state,
                     ready=state == "READY",
                     reason=reason,
-                    failed=state == "UNAVAILABLE" and reason is not None,
+                    # "unloaded": Triton took it out (a label moved off it), no failure: a
+                    # version labelled again is loaded at the next poll
+                    failed=state == "UNAVAILABLE" and reason not in (None, "unloaded"),
                 )
             )
         return out
