@@ -35,7 +35,8 @@ def test_triton_loads_exactly_the_labelled_versions_with_zero_failed_requests(
 
     def push(n: int, *extra: Any, broken: str | None = None) -> tuple[int, dict[str, Any]]:
         model = triton_model_dir(tmp_path / f"m{n}", float(n), broken=broken)
-        return cli_json("push", "--model", model, "--to", base, "--versioning", "sequential", *extra)
+        args = ["--to", base, "--versioning", "sequential", *extra]
+        return cli_json("push", "--model", model, *args)
 
     assert push(1)[0] == 0
     server = triton(repo, mode="poll")
@@ -70,9 +71,7 @@ def test_triton_loads_exactly_the_labelled_versions_with_zero_failed_requests(
         exactly(server, {"2"})
 
         # labels decide what loads: a push without --label but with --serve is refused
-        proc = cli(
-            "push", "--model", triton_model_dir(tmp_path / "m4", 4.0), "--to", base, *serve
-        )
+        proc = cli("push", "--model", triton_model_dir(tmp_path / "m4", 4.0), "--to", base, *serve)
         assert proc.returncode == 2 and "--label" in proc.stderr, proc.stderr
 
         # a label moved back to an older version: loaded, ready, then the policy follows
