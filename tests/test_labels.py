@@ -141,6 +141,15 @@ def test_labels_on_local_disk_drive_triton_and_tfserving_configs(tmp_path: Path)
         "version_policy: { specific: { versions: [ 2, 4 ] } }",
     )
 
+    # rollback --label: the new version (version 2's bytes) takes the label
+    rc, doc = cli_json("rollback", base, "--to", "2", "--label", "canary")
+    assert rc == 0 and doc["version"] == "5", doc
+    assert dict(tfs_config(tfs).version_labels) == {"canary": 5, "stable": 2}
+    assert "versions: [ 2, 5 ]" in (base / "config.pbtxt").read_text()
+    assert events(str(base), [])[0]["via"] == "rollback"
+    # --server-config needs --label on push and rollback
+    assert cli("rollback", base, "--server-config", "triton").returncode == 2
+
 
 def test_triton_config_missing_or_unparsable_is_refused(tmp_path: Path) -> None:
     base = tmp_path / "m"

@@ -399,12 +399,10 @@ def labels(base: str | Path, storage_options: Mapping[str, str] | None = None) -
 def labels_in_force(base: str | Path, storage_options: Mapping[str, str] | None = None) -> bool:
     """True when BASE has labels and a server configuration pushgate drives by them: there a
     version no label names is not loaded (see the README's Serving section)."""
-    dest = open_base(base, storage_options)
-    return (
-        bool(dest.read_meta(CONFIGS_KEY))
-        and bool(remembered_configs(dest))
-        and bool(read_labels(dest))
-    )
+    from pushgate.destination import open_destination
+
+    dest = open_destination(str(base), storage_options)  # a push may create BASE: no check
+    return bool(remembered_configs(dest)) and bool(read_labels(dest))
 
 
 def label_published(

@@ -171,32 +171,59 @@ def run_labels(args: argparse.Namespace) -> int:
     return 0
 
 
+def check_label_args(args: argparse.Namespace, bases: list[str], options: Any) -> None:
+    """``--server-config`` needs ``--label``; without ``--label``, ``--serve`` is refused where
+    labels decide what the servers load (the new version would never load: exit 2)."""
+    from pushgate.errors import UsageError
+
+    if args.label:
+        from pushgate.labels import check_label_name
+
+        check_label_name(args.label)
+        return
+    if args.server_config:
+        raise UsageError("--server-config here needs --label NAME (the label to move)")
+    if args.serve:
+        from pushgate.labels import labels_in_force
+
+        for base in bases:
+            if labels_in_force(base, options):
+                raise UsageError(
+                    f"labels decide which versions the servers load at {base}: a version no "
+                    "label names is published but not loaded, so --serve would fail; add "
+                    "--label NAME (e.g. --label canary)"
+                )
+
+
+def label_rollback(args: argparse.Namespace, result: Any, serve: Any, smoke: Any) -> Any:
+    """``rollback --label``: the label moves to the new version once it serves; its report."""
+    from pushgate.labels import label_published
+
+    (moved,) = label_published(
+        result,
+        args.label,
+        serve=serve,
+        server_configs=tuple(args.server_config) or None,
+        storage_options=storage_options(args),
+        smoke=smoke,
+        action="rollback",
+    )
+    return moved.serve
+
+
 def push_with_label(args: argparse.Namespace, request: Any, progress: Any) -> Any:
     """``push --label``: publish, then move the label (with ``--serve``: once the version is
     ready; a version that does not serve is withdrawn). Returns ``(result, labels JSON, text
-    lines)``, or None without ``--label`` (after refusing ``--serve`` where labels decide what
-    loads)."""
+    lines)``, or None without ``--label``."""
     from pushgate.errors import UsageError
 
-    serve = serve_request(args)
+    check_label_args(args, list(request.destinations), request.storage_options)
     if not args.label:
-        if args.server_config:
-            raise UsageError("--server-config on push needs --label NAME (the label to move)")
-        if serve is not None:
-            from pushgate.labels import labels_in_force
-
-            for base in request.destinations:
-                if labels_in_force(base, request.storage_options):
-                    raise UsageError(
-                        f"labels decide which versions the servers load at {base}: a push "
-                        "without --label is published but not loaded, so --serve would fail; "
-                        "add --label NAME (e.g. --label canary)"
-                    )
         return None
     from pushgate.api import push
-    from pushgate.labels import check_label_name, label_published
+    from pushgate.labels import label_published
 
-    check_label_name(args.label)
+    serve = serve_request(args)
     smoke = None
     if serve is not None:
         from pushgate.serving import probe

@@ -8,6 +8,7 @@ from typing import Any
 from pushgate.cli._options import add_destination_command, add_hook_timeout, add_no_progress
 from pushgate.cli._output import emit_json, progress_for, show_hook_output, storage_options, warn
 from pushgate.cli._serve import add_serve_options, print_reports, serve_request
+from pushgate.cli.labels import add_label_options, check_label_args, label_rollback
 
 
 def _positive(text: str) -> int:
@@ -119,6 +120,7 @@ def _rollback_options(p: argparse.ArgumentParser) -> None:
     add_hook_timeout(p)
     p.add_argument("--dry-run", action="store_true", help="say what would be done; change nothing")
     add_serve_options(p)
+    add_label_options(p)
     add_no_progress(p)
 
 
@@ -186,6 +188,7 @@ def run_rollback(args: argparse.Namespace) -> int:
     from pushgate.lifecycle import rollback
 
     serve, smoke = serve_request(args), None
+    check_label_args(args, [args.base], storage_options(args))
     if serve is not None and not args.dry_run:
         from pushgate.serving import probe
 
@@ -205,7 +208,9 @@ def run_rollback(args: argparse.Namespace) -> int:
     for w in result.warnings:
         warn(w)
     report = None
-    if serve is not None and result.version is not None:
+    if args.label and result.version is not None:
+        report = label_rollback(args, result, serve, smoke)
+    elif serve is not None and result.version is not None:
         from pushgate.serving import confirm_published
 
         report = confirm_published(
