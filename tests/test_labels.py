@@ -21,7 +21,11 @@ import servers
 from conftest import cli, cli_json
 from pushgate.destination import open_destination
 from pushgate.errors import PushgateError
-from pushgate.serving.server_config import edit_triton_config
+from pushgate.serving.server_config import (
+    edit_triton_config,
+    parse_server_config,
+    write_server_configs,
+)
 from pushgate.serving.withdraw import withdraw_version
 from triton_server import CONFIG_PBTXT, triton_model_dir
 
@@ -166,6 +170,24 @@ def test_triton_config_missing_or_unparsable_is_refused(tmp_path: Path) -> None:
     assert proc.returncode == 2 and "--server-config" in proc.stderr
 
 
+@pytest.mark.parametrize("kind", ["local", "s3", "gcs", "azure"])
+def test_a_server_config_is_replaced_only_if_nobody_wrote_it_since_it_was_read(
+    kind: str, store_url: Any
+) -> None:
+    store = store_url(kind)
+    if kind == "local":
+        Path(store.base).mkdir()
+    dest = open_destination(store.base, store.options)
+    assert dest.read_file("config.pbtxt") == (None, None)
+    assert dest.write_file_conditional("config.pbtxt", b"one", None)
+    assert not dest.write_file_conditional("config.pbtxt", b"two", None)  # exists now
+    raw, tag = dest.read_file("config.pbtxt")
+    assert raw == b"one" and tag
+    assert dest.write_file_conditional("config.pbtxt", b"two", tag)
+    assert not dest.write_file_conditional("config.pbtxt", b"three", tag)  # stale tag
+    assert dest.read_file("config.pbtxt")[0] == b"two"
+
+
 def test_a_tfserving_config_pushgate_did_not_write_is_not_replaced(tmp_path: Path) -> None:
     base = tmp_path / "m"
     push_versions(str(base), tmp_path, 1, [])
@@ -203,7 +225,7 @@ def test_labels_on_s3(tmp_path: Path, s3_server: servers.S3Server) -> None:
         opts += ["--storage-option", f"{k}={v}"]
     push_versions(base, tmp_path, 3, opts)
     dest = open_destination(base, s3_server.options())
-    dest.write_file("config.pbtxt", CONFIG.encode())
+    assert dest.write_file_conditional("config.pbtxt", CONFIG.encode(), None)
     tfs = f"s3://{bucket}/tfs/models.config"
 
     rc, doc = cli_json(
@@ -212,11 +234,13 @@ def test_labels_on_s3(tmp_path: Path, s3_server: servers.S3Server) -> None:
     )  # fmt: skip
     assert rc == 0, doc
     assert cli_json("label", base, "stable", "1", *opts)[0] == 0
-    got = dest.read_file("config.pbtxt")
+    got, _tag = dest.read_file("config.pbtxt")
     assert got is not None and "versions: [ 1, 3 ]" in got.decode()
     old = got.decode().replace("specific: { versions: [ 1, 3 ] }", "latest { num_versions: 2 }")
     assert old == CONFIG
-    raw = open_destination(f"s3://{bucket}/tfs", s3_server.options()).read_file("models.config")
+    raw, _tag = open_destination(f"s3://{bucket}/tfs", s3_server.options()).read_file(
+        "models.config"
+    )
     assert raw is not None
     config = model_server_config_pb2.ModelServerConfig()
     text_format.Parse(raw.decode(), config)
@@ -284,3 +308,41 @@ def test_a_label_move_racing_prune_never_leaves_a_label_on_a_removed_version(
     print(f"\nlabel vs prune, 20 trials: {outcomes}")
     assert outcomes["labelled"] + outcomes["refused"] == 20
     assert outcomes["labelled"] and outcomes["refused"], outcomes  # both orders were met
+
+
+@pytest.mark.parametrize("kind", ["local", "s3"])
+def test_a_config_write_that_loses_to_another_writer_is_redone_from_fresh_labels(
+    kind: str, store_url: Any, tmp_path: Path
+) -> None:
+    """A label move writes a config between our read and our write (driven through the state
+    callback, a seam of write_server_configs): ours is refused and redone, so the config names
+    both moves. An unconditional write would drop the other move."""
+    store = store_url(kind)
+    for i in (1, 2, 3):
+        model = triton_model_dir(tmp_path / "models" / str(i), float(i))
+        pushgate.push(
+            model=model, to=store.base, versioning="sequential", storage_options=store.options
+        )
+    dest = open_destination(store.base, store.options)
+    assert dest.write_file_conditional("config.pbtxt", CONFIG.encode(), None)
+    tfs = tmp_path / "models.config"
+    configs = [parse_server_config("triton"), parse_server_config(f"tfserving:{tfs}")]
+    opts = store.options
+    pushgate.labels.label(store.base, "a", "1", server_configs=("triton", f"tfserving:{tfs}"),
+                          storage_options=opts)  # fmt: skip
+    calls = []
+
+    def state() -> tuple[list[str], dict[str, str]]:
+        """Our configs move label a to 3; the labels are read after each read of the file."""
+        calls.append(1)
+        if len(calls) == 1:  # another process moves label b and writes every config now
+            pushgate.labels.label(store.base, "b", "2", storage_options=opts)
+            return ["3"], {"a": "3"}  # what we had read before it: stale
+        labels = {**pushgate.labels.read_labels(dest), "a": "3"}
+        return sorted(set(labels.values()), key=int), labels
+
+    write_server_configs(dest, configs, state, opts)
+    raw, _tag = dest.read_file("config.pbtxt")
+    assert raw is not None and "versions: [ 2, 3 ]" in raw.decode(), raw
+    assert dict(tfs_config(tfs).version_labels) == {"a": 3, "b": 2}
+    assert len(calls) == 3  # the Triton write was refused once and redone; TF Serving once

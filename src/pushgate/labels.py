@@ -40,6 +40,7 @@ from pushgate.journal import Journal, dumps, who
 from pushgate.lifecycle_common import check_version_arg, open_base
 from pushgate.serving.server_config import (
     ServerConfig,
+    State,
     check_triton_config,
     parse_server_config,
     write_server_configs,
@@ -125,6 +126,18 @@ def _configs(dest: Destination, given: tuple[str, ...] | None) -> list[ServerCon
     doc = {"schema": "pushgate.server-configs/v1", "configs": [c.spec for c in configs]}
     dest.write_meta(CONFIGS_KEY, dumps(doc))
     return configs
+
+
+def _state(dest: Destination, also: str | None = None) -> State:
+    """What the server configs must say, read fresh at each write attempt: the labelled
+    versions (plus ``also``, a version about to be labelled) and the labels."""
+
+    def read() -> tuple[list[str], dict[str, str]]:
+        now = read_labels(dest)
+        versions = set(now.values()) | ({also} if also else set())
+        return sorted(versions, key=int), now
+
+    return read
 
 
 def _eligible(dest: Destination, journal: Journal, version: str) -> None:
@@ -225,13 +238,12 @@ def move_label(
     if previous == version and serve is None:
         result.changed = False
         result.labels = current
-        result.configs = write_server_configs(
-            dest, configs, list(set(current.values())), current, storage_options
-        )
+        result.configs = write_server_configs(dest, configs, _state(dest), storage_options)
         return result
     # 1. load the new version next to the labelled ones
-    loaded = sorted(set(current.values()) | {version}, key=int)
-    result.configs = write_server_configs(dest, configs, loaded, current, storage_options)
+    result.configs = write_server_configs(
+        dest, configs, _state(dest, also=version), storage_options
+    )
     # 2. it must serve before any label names it
     if serve is not None and serve.servers:
         from pushgate.serving import confirm
@@ -246,9 +258,8 @@ def move_label(
             smoke=smoke if smoke is not None else serve.smoke_doc(),
         )
         if not result.serve.healthy:
-            now = read_labels(dest)
-            write_server_configs(dest, configs, list(set(now.values())), now, storage_options)
-            result.labels = now
+            write_server_configs(dest, configs, _state(dest), storage_options)
+            result.labels = read_labels(dest)
             return result
     # 3. the label, then look for a removal that got there first (see the docstring); on
     # local disk under the same flock as pin and prune, so there they never even meet
@@ -261,8 +272,7 @@ def move_label(
             else:
                 _write_label(dest, name, previous, None)
     if lost:
-        now = read_labels(dest)
-        write_server_configs(dest, configs, list(set(now.values())), now, storage_options)
+        write_server_configs(dest, configs, _state(dest), storage_options)
         raise DestinationError(
             f"version {version} at {dest.url} was removed by a prune while label {name} was "
             f"being moved to it; label {name} was not moved"
@@ -270,11 +280,8 @@ def move_label(
         )
     journal.event("label", label=name, version=version, previous=previous, via=action)
     # 4. only labelled versions load; labels name them
-    now = read_labels(dest)
-    result.configs = write_server_configs(
-        dest, configs, list(set(now.values())), now, storage_options
-    )
-    result.labels = now
+    result.configs = write_server_configs(dest, configs, _state(dest), storage_options)
+    result.labels = read_labels(dest)
     if serve is not None and configs:
         _reload(serve)
     return result
@@ -330,11 +337,8 @@ def unlabel(
     if previous is not None:
         dest.delete_meta(_key(name))
         Journal(dest).event("unlabel", label=name, previous=previous)
-    now = read_labels(dest)
-    result.configs = write_server_configs(
-        dest, configs, list(set(now.values())), now, storage_options
-    )
-    result.labels = now
+    result.configs = write_server_configs(dest, configs, _state(dest), storage_options)
+    result.labels = read_labels(dest)
     return result
 
 

@@ -173,11 +173,14 @@ class Destination(ABC):
         object stores)."""
 
     # -- server configuration files (outside .pushgate/) -----------------------------------
-    def read_file(self, rel: str) -> bytes | None:
-        """Bytes of the file ``<BASE>/<rel>`` (a server's configuration), or None when absent."""
+    def read_file(self, rel: str) -> tuple[bytes | None, str | None]:
+        """``(bytes, tag)`` of the file ``<BASE>/<rel>`` (a server's configuration), or
+        ``(None, None)`` when absent; ``tag`` identifies this content for
+        :meth:`write_file_conditional` (an ETag, a GCS generation, a local digest)."""
         raise NotImplementedError(f"{type(self).__name__} cannot read {rel}")
 
-    def write_file(self, rel: str, data: bytes) -> None:
-        """Replace ``<BASE>/<rel>`` whole, atomically: a reader sees the old bytes or the new,
-        never a mix (a temporary name, flushed, renamed over it; one PUT on a bucket)."""
+    def write_file_conditional(self, rel: str, data: bytes, tag: str | None) -> bool:
+        """Replace ``<BASE>/<rel>`` whole and atomically (a reader sees the old bytes or the new,
+        never a mix), only if it still holds what ``tag`` names (``None``: only if it does not
+        exist). False when it changed meanwhile: nothing was written; read it again."""
         raise NotImplementedError(f"{type(self).__name__} cannot write {rel}")

@@ -250,9 +250,21 @@ class GcsJsonStore:
 
         return chunks()
 
-    def put(self, key: str, data: bytes, *, create_only: bool = False) -> None:
+    def get_tagged(self, key: str) -> tuple[bytes, str]:
+        resp = self._request("GET", f"{self._obj(key)}?alt=media", missing="object")
+        return bytes(resp.data), str(resp.headers.get("x-goog-generation") or "")
+
+    def put_if(self, key: str, data: bytes, tag: str | None) -> None:
+        """:meth:`put` with ``ifGenerationMatch`` (0 when ``tag`` is None: create only)."""
+        if tag is not None and not tag.isdigit():
+            raise GcsPreconditionFailed(f"no generation for gs://{self.bucket}/{key}", 412)
+        self.put(key, data, generation="0" if tag is None else tag)
+
+    def put(
+        self, key: str, data: bytes, *, create_only: bool = False, generation: str | None = None
+    ) -> None:
         """One multipart upload (metadata and bytes in one request), as Google's clients send
-        small objects; ``create_only`` adds ``ifGenerationMatch=0``."""
+        small objects; ``create_only`` adds ``ifGenerationMatch=0``, ``generation`` that one."""
         boundary = f"pushgate-{uuid.uuid4().hex}"
         body = b"".join(
             (
@@ -263,7 +275,11 @@ class GcsJsonStore:
                 f"\r\n--{boundary}--\r\n".encode(),
             )
         )
-        query = "uploadType=multipart" + ("&ifGenerationMatch=0" if create_only else "")
+        if create_only:
+            generation = "0"
+        query = "uploadType=multipart" + (
+            f"&ifGenerationMatch={generation}" if generation is not None else ""
+        )
         self._request(
             "POST",
             f"{self._up}/o?{query}",

@@ -528,29 +528,54 @@ class LocalDestination(Destination):
             )
         return path
 
-    def read_file(self, rel: str) -> bytes | None:
+    def read_file(self, rel: str) -> tuple[bytes | None, str | None]:
         path = self._config_path(rel)
         try:
-            return path.read_bytes()
+            data = path.read_bytes()
         except FileNotFoundError:
-            return None
+            return None, None
         except OSError as e:
             raise _wrap(e, "reading", path) from e
+        return data, hashlib.sha256(data).hexdigest()
 
-    def write_file(self, rel: str, data: bytes) -> None:
+    def write_file_conditional(self, rel: str, data: bytes, tag: str | None) -> bool:
         path = self._config_path(rel)
         # a dot name that is not a number: no server takes it for a version or a config
         tmp = path.with_name(f".tmp-pushgate-{uuid.uuid4().hex}-{path.name}")
+        fd = -1
         try:
-            mode = path.stat().st_mode & 0o777 if path.exists() else 0o644
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+            if tag is not None:
+                # Lock the file we compare; a writer that replaced it meanwhile made another
+                # inode, which shows once we hold the lock.
+                try:
+                    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+                except FileNotFoundError:
+                    return False
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                if os.stat(path, follow_symlinks=False).st_ino != os.fstat(fd).st_ino:
+                    return False
+                with open(path, "rb") as f:
+                    if hashlib.sha256(f.read()).hexdigest() != tag:
+                        return False
+            mode = os.fstat(fd).st_mode & 0o777 if fd >= 0 else 0o644
+            out = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
             try:
-                os.write(fd, data)
-                os.fsync(fd)
+                os.write(out, data)
+                os.fsync(out)
             finally:
-                os.close(fd)
-            os.replace(tmp, path)
+                os.close(out)
+            if tag is None:
+                try:
+                    os.link(tmp, path)  # create-only: fails if someone created it meanwhile
+                except FileExistsError:
+                    return False
+            else:
+                os.replace(tmp, path)
             fsync_dir(path.parent)
+            return True
         except OSError as e:
-            tmp.unlink(missing_ok=True)
             raise _wrap(e, "writing", path) from e
+        finally:
+            tmp.unlink(missing_ok=True)
+            if fd >= 0:
+                os.close(fd)

@@ -348,6 +348,14 @@ class Store(Protocol):
 
     def copy(self, src: str, dst: str) -> None: ...
     def delete(self, keys: str | list[str]) -> None: ...
+    def get_tagged(self, key: str) -> tuple[bytes, str]:
+        """The object's bytes and the tag :meth:`put_if` compares (ETag, generation)."""
+        ...
+
+    def put_if(self, key: str, data: bytes, tag: str | None) -> None:
+        """Write only if the object still has ``tag`` (``None``: does not exist); a
+        precondition error otherwise."""
+        ...
 
 
 class Obstore:
@@ -395,6 +403,16 @@ class Obstore:
 
     def delete(self, keys: str | list[str]) -> None:
         obstore.delete(self.store, keys)
+
+    def get_tagged(self, key: str) -> tuple[bytes, str]:
+        got = obstore.get(self.store, key)
+        return bytes(got.bytes()), str(got.meta["e_tag"])
+
+    def put_if(self, key: str, data: bytes, tag: str | None) -> None:
+        if tag is None:
+            obstore.put(self.store, key, data, mode="create", use_multipart=False)
+        else:
+            obstore.put(self.store, key, data, mode={"e_tag": tag}, use_multipart=False)
 
 
 _XML_FIELD = re.compile(r"<(Code|Message)>([^<]*)</\1>")
@@ -1023,17 +1041,26 @@ class ObjectStoreDestination(Destination):
         return bool(keys)
 
     # -- server configuration files -----------------------------------------------------------
-    def read_file(self, rel: str) -> bytes | None:
+    def read_file(self, rel: str) -> tuple[bytes | None, str | None]:
         key = self._key(rel)
         try:
-            return self.store.get_bytes(key)
+            return self.store.get_tagged(key)
         except _NOT_FOUND as e:
             if _missing_bucket(e):
                 raise self._error(e, "reading", key) from e
-            return None
+            return None, None
         except Exception as e:
             raise self._error(e, "reading", key) from e
 
-    def write_file(self, rel: str, data: bytes) -> None:
-        # one PUT replaces an object whole: readers see the old bytes or the new
-        self.put_bytes(rel, data)
+    def write_file_conditional(self, rel: str, data: bytes, tag: str | None) -> bool:
+        # one PUT replaces an object whole; If-Match (S3, Azure) or ifGenerationMatch (GCS)
+        key = self._key(rel)
+        try:
+            self.store.put_if(key, data, tag)
+            return True
+        except _EXISTS:
+            return False
+        except _NOT_FOUND:  # deleted since it was read
+            return False
+        except Exception as e:
+            raise self._error(e, "writing", key) from e

@@ -21,11 +21,11 @@ from __future__ import annotations
 
 import re
 import urllib.parse
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from pushgate.destination.base import Destination
-from pushgate.errors import InputError, UsageError
+from pushgate.errors import DestinationError, InputError, UsageError
 
 TRITON_CONFIG = "config.pbtxt"
 #: the first line of a TF Serving config file pushgate wrote (it replaces no other file)
@@ -191,12 +191,13 @@ def edit_triton_config(text: str, versions: list[str], where: str) -> str:
 
 def check_triton_config(dest: Destination) -> None:
     """Refuse (exit 2) when BASE has no readable ``config.pbtxt`` this module can edit."""
-    _read_triton(dest)
+    where, text, _tag = _read_triton(dest)
+    edit_triton_config(text, [], where)
 
 
-def _read_triton(dest: Destination) -> tuple[str, str]:
+def _read_triton(dest: Destination) -> tuple[str, str, str | None]:
     where = f"{dest.url.rstrip('/')}/{TRITON_CONFIG}"
-    raw = dest.read_file(TRITON_CONFIG)
+    raw, tag = dest.read_file(TRITON_CONFIG)
     if raw is None:
         raise InputError(
             f"no {where}: --server-config triton edits the version_policy of the model's "
@@ -206,15 +207,43 @@ def _read_triton(dest: Destination) -> tuple[str, str]:
         text = raw.decode()
     except UnicodeDecodeError:
         raise InputError(f"{where} is not UTF-8 text; fix the file") from None
-    _scan(text, where)
-    return where, text
+    return where, text, tag
 
 
-def write_triton(dest: Destination, versions: list[str]) -> str:
-    where, text = _read_triton(dest)
-    new = edit_triton_config(text, versions, where)
-    if new != text:
-        dest.write_file(TRITON_CONFIG, new.encode())
+#: what the configs must say, read fresh at each attempt: (versions to load, labels)
+State = Callable[[], tuple[list[str], Mapping[str, str]]]
+#: attempts at a conditional write before giving up (each loses only to another writer)
+ATTEMPTS = 20
+
+
+def _replace(
+    holder: Destination, rel: str, where: str, render: Callable[[bytes | None], bytes]
+) -> None:
+    """Read ``rel``, ``render`` its new bytes from what was read, write them only if nobody
+    wrote it meanwhile (:meth:`Destination.write_file_conditional`); again when someone did."""
+    for _ in range(ATTEMPTS):
+        raw, tag = holder.read_file(rel)
+        new = render(raw)
+        if new == raw or holder.write_file_conditional(rel, new, tag):
+            return
+    raise DestinationError(
+        f"{where} kept changing while pushgate wrote it ({ATTEMPTS} attempts); run the label "
+        "command again"
+    )
+
+
+def write_triton(dest: Destination, state: State) -> str:
+    where = f"{dest.url.rstrip('/')}/{TRITON_CONFIG}"
+
+    def render(raw: bytes | None) -> bytes:
+        if raw is None:
+            _read_triton(dest)  # raises: the file is gone
+        text = (raw or b"").decode(errors="strict")
+        versions, _labels = state()  # after the read: a move written since is in it
+        return edit_triton_config(text, versions, where).encode()
+
+    _read_triton(dest)  # missing, not UTF-8: refused with what to do
+    _replace(dest, TRITON_CONFIG, where, render)
     return where
 
 
@@ -270,8 +299,7 @@ def _split_location(location: str) -> tuple[str, str]:
 def write_tfserving(
     dest: Destination,
     config: ServerConfig,
-    versions: list[str],
-    labels: Mapping[str, str],
+    state: State,
     storage_options: Mapping[str, str] | None = None,
 ) -> str:
     from pushgate.destination import open_destination
@@ -279,36 +307,39 @@ def write_tfserving(
     parent, name = _split_location(config.location)
     holder = open_destination(parent, storage_options)
     where = config.location
-    old = holder.read_file(name)
-    if old is not None and not old.decode(errors="replace").startswith(TFS_HEADER):
-        raise InputError(
-            f"{where} exists and was not written by pushgate; pushgate replaces only a "
-            "model_config_file it wrote (one model per file): give another path"
-        )
-    if old is not None and not old.decode(errors="replace").startswith(TFS_HEADER + dest.url):
-        raise InputError(
-            f"{where} holds the labels of another BASE; give one file per model (BASE)"
-        )
     model = config.model or dest.url.rstrip("/").rsplit("/", 1)[-1]
-    text = render_tfserving(model, config.base_path or dest.url, versions, labels, dest.url)
-    if old is None or old.decode(errors="replace") != text:
-        holder.write_file(name, text.encode())
+
+    def render(raw: bytes | None) -> bytes:
+        old = None if raw is None else raw.decode(errors="replace")
+        if old is not None and not old.startswith(TFS_HEADER):
+            raise InputError(
+                f"{where} exists and was not written by pushgate; pushgate replaces only a "
+                "model_config_file it wrote (one model per file): give another path"
+            )
+        if old is not None and not old.startswith(TFS_HEADER + dest.url + "\n"):
+            raise InputError(
+                f"{where} holds the labels of another BASE; give one file per model (BASE)"
+            )
+        versions, labels = state()
+        text = render_tfserving(model, config.base_path or dest.url, versions, labels, dest.url)
+        return text.encode()
+
+    _replace(holder, name, where, render)
     return where
 
 
 def write_server_configs(
     dest: Destination,
     configs: list[ServerConfig],
-    versions: list[str],
-    labels: Mapping[str, str],
+    state: State,
     storage_options: Mapping[str, str] | None = None,
 ) -> list[str]:
-    """Write every configured server's file: ``versions`` loaded, ``labels`` named (TF Serving).
-    Returns the locations written."""
+    """Write every configured server's file from ``state()`` (versions loaded, labels named),
+    read after each file's current content, with a conditional write. Returns the locations."""
     out = []
     for config in configs:
         if config.kind == "triton":
-            out.append(write_triton(dest, versions))
+            out.append(write_triton(dest, state))
         else:
-            out.append(write_tfserving(dest, config, versions, labels, storage_options))
+            out.append(write_tfserving(dest, config, state, storage_options))
     return out
