@@ -8,6 +8,7 @@ from __future__ import annotations
 import random
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,12 +22,14 @@ import servers
 from conftest import cli, cli_json
 from pushgate.destination import open_destination
 from pushgate.errors import PushgateError
+from pushgate.serving import ServeRequest
 from pushgate.serving.server_config import (
     edit_triton_config,
     parse_server_config,
     write_server_configs,
 )
 from pushgate.serving.withdraw import withdraw_version
+from test_serving_tfserving import FakeTFServing, available, failed, not_found
 from triton_server import CONFIG_PBTXT, triton_model_dir
 
 # a config with comments, strings holding braces and a nested version_policy to replace
@@ -346,3 +349,56 @@ def test_a_config_write_that_loses_to_another_writer_is_redone_from_fresh_labels
     assert raw is not None and "versions: [ 2, 3 ]" in raw.decode(), raw
     assert dict(tfs_config(tfs).version_labels) == {"a": 3, "b": 2}
     assert len(calls) == 3  # the Triton write was refused once and redone; TF Serving once
+
+
+@pytest.fixture
+def fake_tfs() -> Iterator[FakeTFServing]:
+    fake = FakeTFServing()
+    yield fake
+    fake.httpd.shutdown()
+    fake.httpd.server_close()
+
+
+def test_tfserving_label_moves_only_once_the_version_is_available(
+    tmp_path: Path, fake_tfs: FakeTFServing
+) -> None:
+    """TF Serving's rule: a label may only name a loaded version. The fake answers as TF
+    Serving would from the config file as it is when asked: a version the policy lists is
+    AVAILABLE (version 3: fails to load), any other is not found."""
+    base = tmp_path / "m"
+    push_versions(str(base), tmp_path, 3, [])
+    path = tmp_path / "models.config"
+    seen: list[tuple[str, list[int], dict[str, int]]] = []
+
+    def status(version: str, _n: int) -> tuple[int, dict[str, Any]]:
+        model = tfs_config(path)
+        listed = list(model.model_version_policy.specific.versions)
+        seen.append((version, listed, dict(model.version_labels)))
+        if int(version) not in listed:
+            return not_found(version)
+        return failed(version) if version == "3" else available(version)
+
+    fake_tfs.status = status
+    serve = ServeRequest((fake_tfs.url,), timeout=5, interval=0.05)
+    configs = (f"tfserving:{path}",)
+    first = pushgate.labels.label(base, "stable", "1", server_configs=configs, serve=serve)
+    assert first.ok and seen[0] == ("1", [1], {}), seen
+    result = pushgate.labels.label(base, "canary", "2", serve=serve)
+    assert result.ok and result.labels == {"stable": "1", "canary": "2"}
+    # asked while version 2 was loaded next to 1 and no label named it yet
+    assert seen[-1] == ("2", [1, 2], {"stable": 1}), seen
+    model = tfs_config(path)
+    assert list(model.model_version_policy.specific.versions) == [1, 2]
+    assert dict(model.version_labels) == {"stable": 1, "canary": 2}
+
+    # a version that never becomes AVAILABLE: the label stays, the policy is put back
+    result = pushgate.labels.label(base, "canary", "3", serve=serve)
+    assert not result.ok and result.labels == {"stable": "1", "canary": "2"}
+    assert "Op type not registered" in (result.serve.reason or "")
+    assert seen[-1] == ("3", [1, 2, 3], {"stable": 1, "canary": 2}), seen
+    model = tfs_config(path)
+    assert list(model.model_version_policy.specific.versions) == [1, 2]
+    assert dict(model.version_labels) == {"stable": 1, "canary": 2}
+    assert (base / "3").is_dir()  # a label command withdraws nothing
+    proc = cli("label", base, "canary", "3", "--serve", fake_tfs.url, "--serve-timeout", "5")
+    assert proc.returncode == 1 and "NOT MOVED" in proc.stdout, proc.stdout + proc.stderr
