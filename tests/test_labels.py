@@ -171,6 +171,12 @@ def test_triton_config_missing_or_unparsable_is_refused(tmp_path: Path) -> None:
     assert (base / "config.pbtxt").read_text() == 'name: "m"\ninput [ { name: "x" }\n'
     proc = cli("label", base, "stable", "1", "--server-config", "nginx")
     assert proc.returncode == 2 and "--server-config" in proc.stderr
+    # push --label refuses before publishing anything
+    model = triton_model_dir(tmp_path / "m2", 2.0)
+    args = ["--to", base, "--label", "stable", "--server-config", "triton"]
+    proc = cli("push", "--model", model, *args)
+    assert proc.returncode == 2 and "config.pbtxt" in proc.stderr, proc.stderr
+    assert sorted(p.name for p in base.iterdir() if p.name.isdigit()) == ["1"]
 
 
 @pytest.mark.parametrize("kind", ["local", "s3", "gcs", "azure"])

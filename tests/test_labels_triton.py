@@ -90,3 +90,22 @@ def test_triton_loads_exactly_the_labelled_versions_with_zero_failed_requests(
         config + "version_policy: { specific: { versions: [ 2 ] } }\n"
     )
     assert cli("verify", base).returncode == 0
+
+    # a push without --label once labels are in force: published, not loaded, and no drift
+    model = triton_model_dir(tmp_path / "m5", 5.0)
+    rc, doc = cli_json("push", "--model", model, "--to", base, "--versioning", "sequential")
+    assert rc == 0 and doc["destinations"][0]["version"] == "4", doc  # 3 stays burned
+    rc, doc = cli_json("status", base, "--serve", server.serve_url("m"))
+    assert rc == 0 and doc["drift"] == [], doc
+    by_version = {v["version"]: v for v in doc["versions"]}
+    assert by_version["2"]["labels"] == ["stable"] and by_version["4"]["labels"] == []
+    assert by_version["4"]["newest"] and by_version["4"]["servers"][server.serve_url("m")] is None
+    assert loaded(server) == {"2"}
+    # a label Triton does not serve is drift
+    (base / "config.pbtxt").write_text(config)  # someone put the default policy back by hand
+    server.wait(lambda: server.version_ready("m", "4"), 60, "version 4 ready")
+    server.wait(lambda: not server.version_ready("m", "2"), 60, "version 2 unloaded")
+    rc, doc = cli_json("status", base, "--serve", server.serve_url("m"))
+    assert rc == 1, doc
+    assert any("labelled version 2 (stable) is not ready" in d for d in doc["drift"]), doc
+    assert any("serves version 4, which no label names" in d for d in doc["drift"]), doc

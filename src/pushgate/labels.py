@@ -400,6 +400,25 @@ def labels(base: str | Path, storage_options: Mapping[str, str] | None = None) -
     }
 
 
+def check_configs(
+    base: str | Path,
+    server_configs: tuple[str, ...] | None,
+    storage_options: Mapping[str, str] | None = None,
+) -> None:
+    """Before a push or rollback publishes: the server configs a ``--label`` would write
+    (given, or remembered at BASE) are usable, so a bad one refuses before anything is
+    published (exit 2)."""
+    from pushgate.destination import open_destination
+
+    dest = open_destination(str(base), storage_options)  # a push may create BASE: no check
+    if server_configs and server_configs != ("none",):
+        configs = [parse_server_config(s) for s in server_configs]
+    else:
+        configs = [] if server_configs else remembered_configs(dest)
+    if any(c.kind == "triton" for c in configs):
+        check_triton_config(dest)
+
+
 def labels_in_force(base: str | Path, storage_options: Mapping[str, str] | None = None) -> bool:
     """True when BASE has labels and a server configuration pushgate drives by them: there a
     version no label names is not loaded (see the README's Serving section)."""

@@ -177,9 +177,11 @@ def check_label_args(args: argparse.Namespace, bases: list[str], options: Any) -
     from pushgate.errors import UsageError
 
     if args.label:
-        from pushgate.labels import check_label_name
+        from pushgate.labels import check_configs, check_label_name
 
         check_label_name(args.label)
+        for base in bases:
+            check_configs(base, tuple(args.server_config) or None, options)
         return
     if args.server_config:
         raise UsageError("--server-config here needs --label NAME (the label to move)")

@@ -50,7 +50,8 @@ def run(args: argparse.Namespace) -> int:
             what = f"withdrawn: {doc['withdrawn_reason'] or '?'}"
         else:
             what = "; ".join(doc["notes"]) or "-"
-        print(f"  {doc['version']:<12} {what}")
+        labelled = f" [{', '.join(doc['labels'])}]" if doc.get("labels") else ""
+        print(f"  {doc['version']:<12} {what}{labelled}")
         for server in servers:
             seen = doc["servers"].get(server)
             state = "not loaded" if seen is None else seen["state"]

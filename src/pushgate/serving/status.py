@@ -78,6 +78,11 @@ def status(
 
     published = {i.version for i in infos if i.exists and i.recorded}
     newest = max(published, key=int) if published else None
+    from pushgate.labels import read_labels, remembered_configs
+
+    labels = read_labels(dest)
+    # labels in force: what must serve is what the labels name, not the newest version
+    expected = set(labels.values()) if labels and remembered_configs(dest) else None
     for info in infos:
         doc: dict[str, Any] = {
             "version": info.version,
@@ -87,6 +92,7 @@ def status(
             "newest": info.version == newest,
             "withdrawn": info.version in withdrawn and not info.exists,
             "withdrawn_reason": (withdrawn.get(info.version) or {}).get("reason"),
+            "labels": sorted(n for n, v in labels.items() if v == info.version),
             "notes": info.notes,
             "servers": {},
         }
@@ -99,7 +105,13 @@ def status(
         if view.error is not None:
             continue
         ready = {v.version for v in view.versions if v.ready}
-        if newest is not None and newest not in ready:
+        if expected is not None:
+            for v in sorted(expected - ready, key=int):
+                names = ", ".join(sorted(n for n, x in labels.items() if x == v))
+                report.drift.append(f"{view.server}: labelled version {v} ({names}) is not ready")
+            for v in sorted((ready & published) - expected, key=int):
+                report.drift.append(f"{view.server}: serves version {v}, which no label names")
+        elif newest is not None and newest not in ready:
             report.drift.append(
                 f"{view.server}: the newest published version {newest} is not ready"
             )
