@@ -222,7 +222,8 @@ def test_a_link_inside_the_journal_is_refused_and_never_followed(
     tmp_path: Path, inside: str
 ) -> None:
     base = tmp_path / "s"
-    push_one(tmp_path / "m1", base, seed=1)
+    push_one(tmp_path / "m0", base, seed=0)
+    push_one(tmp_path / "m1", base, seed=1)  # two versions: the prune below has one to remove
     victim = tmp_path / "victim"
     # what debris of pushgate's would look like: a stale staging copy, a hidden version
     (victim / "1-deadbeef0000" / "variables").mkdir(parents=True)
