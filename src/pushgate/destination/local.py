@@ -170,6 +170,30 @@ def open_regular(path: Path, *, follow: bool) -> int:
     return fd
 
 
+def _link_create_only(tmp: Path, path: Path, data: bytes) -> bool:
+    """Give the complete file ``tmp`` the name ``path`` unless ``path`` exists (a hard link:
+    atomic and create-only). Returns False when it exists. Where the filesystem has no hard
+    links, falls back to ``O_EXCL`` (which a kill can leave empty)."""
+    try:
+        os.link(tmp, path)
+        return True
+    except FileExistsError:
+        return False
+    except OSError as e:
+        if e.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK):
+            raise
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    except FileExistsError:
+        return False
+    try:
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    return True
+
+
 def _wrap(e: OSError, what: str, path: Path | str) -> DestinationError:
     if e.errno in (errno.ENOSPC, errno.EDQUOT):
         return StorageFullError(f"no space left on the device while {what} {path}")
@@ -317,29 +341,23 @@ class LocalDestination(Destination):
     ) -> bool:
         path = self._meta_path(key, create=True)
         try:
-            if create_only:
-                try:
-                    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-                except FileExistsError:
-                    return False
-                try:
-                    os.write(fd, data)
-                    os.fsync(fd)
-                finally:
-                    os.close(fd)
-            else:
-                tmp = path.with_name(f".tmp-{uuid.uuid4().hex}-{path.name}")
-                try:
-                    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-                    with open(fd, "wb") as f:
-                        f.write(data)
-                        f.flush()
-                        if durable:
-                            os.fsync(f.fileno())
+            # Written whole under a temporary name first, so a kill or a full disk never leaves
+            # a half-written (or, create-only, an empty) document under its real name.
+            tmp = path.with_name(f".tmp-{uuid.uuid4().hex}-{path.name}")
+            try:
+                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+                with open(fd, "wb") as f:
+                    f.write(data)
+                    f.flush()
+                    if durable:
+                        os.fsync(f.fileno())
+                if create_only:
+                    if not _link_create_only(tmp, path, data):
+                        return False
+                else:
                     os.replace(tmp, path)
-                except BaseException:
-                    tmp.unlink(missing_ok=True)  # a full disk must not leave half a record
-                    raise
+            finally:
+                tmp.unlink(missing_ok=True)
             if durable:
                 fsync_dir(path.parent)
             return True
