@@ -16,7 +16,9 @@ from conftest import blessing, cli, cli_json, make_model_dir, tfx_model
 from pushgate.destination import open_destination
 from pushgate.journal import Journal
 from pushgate.manifest import hash_file
+from pushgate.pushed_model import write_pushed_model
 from pushgate.remote import materialize, upload_tree
+from pushgate.source import list_files
 from servers import (  # noqa: F401  (fixtures)
     StoreURL,
     azurite_server,
@@ -131,7 +133,8 @@ def test_refused_push_downloads_no_model_and_overwrites_the_pushed_model_url(
     s = store_url("s3")
     root = upload_artifacts(tmp_path, s, model_verdict="not_blessed")
     # an earlier PushedModel there is replaced by one that says pushed=0 and holds no model
-    upload_tree(make_model_dir(tmp_path / "old"), f"{root}/PushedModel", s.options)
+    old = list_files(make_model_dir(tmp_path / "old"))
+    write_pushed_model(f"{root}/PushedModel", old, {"pushed": 1}, s.options)
     code, out = cli_json(
         "push",
         # nothing is stored here: a refused push must not even look

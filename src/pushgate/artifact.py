@@ -63,17 +63,22 @@ def read_properties(directory: Path) -> dict[str, Any]:
     return props if isinstance(props, dict) else {}
 
 
-def properties_bytes(artifact_type: str, properties: dict[str, Any]) -> bytes:
-    """The content of an artifact's properties file."""
+def properties_bytes(
+    artifact_type: str, properties: dict[str, Any], files: list[str] | None = None
+) -> bytes:
+    """The content of an artifact's properties file; ``files``: the artifact's own files, so a
+    later write knows what it may replace (and nothing else)."""
     from pushgate import __version__
 
-    doc = {
+    doc: dict[str, Any] = {
         "schema": ARTIFACT_SCHEMA,
         "type": artifact_type,
         "properties": properties,
         "written_by": f"pushgate {__version__}",
         "written_at": utc_now(),
     }
+    if files is not None:
+        doc["files"] = files
     return (json.dumps(doc, indent=2, sort_keys=True) + "\n").encode()
 
 
@@ -92,11 +97,16 @@ def atomic_write(path: Path, data: bytes) -> None:
         raise
 
 
-def write_properties(directory: Path, artifact_type: str, properties: dict[str, Any]) -> Path:
+def write_properties(
+    directory: Path,
+    artifact_type: str,
+    properties: dict[str, Any],
+    files: list[str] | None = None,
+) -> Path:
     """Write (atomically) the properties file of an artifact directory; returns its path."""
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / PROPERTIES_FILE
-    atomic_write(path, properties_bytes(artifact_type, properties))
+    atomic_write(path, properties_bytes(artifact_type, properties, files))
     return path
 
 

@@ -24,6 +24,7 @@ import time
 from typing import Any
 
 from pushgate.destination.base import Destination
+from pushgate.errors import PushgateError
 from pushgate.journal import Journal
 from pushgate.secrets import scrub
 
@@ -167,5 +168,8 @@ def run_hook(
         out = {"ok": False, "exit_code": None, "error": f"cannot start the hook: {e}"}
     out["output"] = output
     out = {k: scrub(v) if isinstance(v, str) else v for k, v in out.items()}
-    Journal(dest).event("hook", version=res.version, command=scrub(command), **out)
+    try:
+        Journal(dest).event("hook", version=res.version, command=scrub(command), **out)
+    except PushgateError as e:  # the version is published: a lost audit line fails nothing
+        out["journal_error"] = scrub(str(e))
     return out

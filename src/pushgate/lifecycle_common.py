@@ -7,7 +7,7 @@ from pathlib import Path
 
 from pushgate.destination import open_destination
 from pushgate.destination.base import Destination, is_version_name
-from pushgate.errors import DestinationInputError, UsageError
+from pushgate.errors import UsageError
 from pushgate.journal import VersionInfo
 
 
@@ -23,15 +23,9 @@ def check_version_arg(version: str) -> str:
 
 def open_base(base: str | Path, storage_options: Mapping[str, str] | None) -> Destination:
     """The destination at ``base``, which must exist: every command but push refuses a BASE
-    that is not there (a typo), before writing anything, rather than create it."""
-    dest = open_destination(str(base), storage_options)
-    if not dest.exists():
-        what = "no such directory" if dest.local else "no object under that prefix"
-        raise DestinationInputError(
-            f"there is no BASE at {dest.url} ({what}); check the path or URL. Nothing was "
-            "created there: only 'pushgate push' creates a BASE"
-        )
-    return dest
+    that is not there (a typo), before writing anything, rather than create it (see
+    :func:`pushgate.location.require_existing_base`)."""
+    return open_destination(str(base), storage_options, must_exist=True)
 
 
 def published_versions(infos: list[VersionInfo]) -> list[VersionInfo]:

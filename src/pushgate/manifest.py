@@ -83,9 +83,13 @@ class Manifest:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Manifest:
-        """Read a manifest; one without ``dirs`` (an earlier build's) has no empty directory."""
+        """Read a manifest; one without ``dirs`` (an earlier build's) has no empty directory. Every
+        path goes through :func:`checked_rel`."""
         return cls.of(
-            (FileEntry(f["path"], int(f["size"]), f["sha256"]) for f in data["files"]),
+            (
+                FileEntry(checked_rel(str(f["path"])), int(f["size"]), f["sha256"])
+                for f in data["files"]
+            ),
             (checked_rel(str(d)) for d in data.get("dirs") or ()),
         )
 

@@ -8,11 +8,14 @@ crash-safe protocol in :mod:`pushgate.destination`.
 
 from __future__ import annotations
 
+import json
+import os
 import threading
+import time
 import uuid
 from collections.abc import Callable, Collection, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import ExitStack
+from contextlib import ExitStack, suppress
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -22,9 +25,10 @@ from pushgate.artifact import PROPERTIES_FILE as PROPS
 from pushgate.artifact import artifact_path, artifact_uri, set_properties, single, utc_now
 from pushgate.blessing import Blessing, BlessingKind, absent, read_input_blessing
 from pushgate.destination import open_destination
-from pushgate.destination.base import Destination, make_token
+from pushgate.destination.base import MAX_VERSION, PENDING_EVENTS, Destination, make_token
 from pushgate.errors import (
     DestinationError,
+    InputError,
     PushgateError,
     UsageError,
     VersionConflictError,
@@ -32,9 +36,10 @@ from pushgate.errors import (
 from pushgate.gate import Decision, decide
 from pushgate.hook import HOOK_TIMEOUT_S
 from pushgate.journal import RECORD_SCHEMA, Journal, dumps, who
+from pushgate.location import check_push_locations
 from pushgate.manifest import Manifest, hash_file, hash_threads
 from pushgate.progress import Progress
-from pushgate.pushed_model import write_pushed_model
+from pushgate.pushed_model import check_pushed_model, write_pushed_model
 from pushgate.remote import is_url
 from pushgate.source import (
     FORMAT_SERVING,
@@ -48,6 +53,12 @@ from pushgate.source import (
 from pushgate.version import check_policy, next_version
 
 CLAIM_ATTEMPTS = 64
+#: a pending event older than this, of a published version, is one its pusher could not write
+#: (a live pusher writes it within milliseconds of the publish: repairing a younger one could
+#: write it twice)
+REPAIR_PENDING_S = 60.0
+#: a pending event of a version that never appeared is dropped after this long
+STALE_PENDING_S = 3600.0
 
 
 @dataclass(frozen=True)
@@ -100,6 +111,8 @@ class DestinationResult:
     error: str | None = None
     recovered: list[str] = field(default_factory=list)
     hook: dict[str, Any] | None = None
+    #: what went wrong after the push was decided without undoing it (shown as push warnings)
+    warnings: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -287,10 +300,19 @@ def publish_to(
     *,
     from_version: str | None = None,
     dirs: Sequence[str] = (),
+    make_event: Callable[[str, Manifest], dict[str, Any]] | None = None,
+    warnings: list[str] | None = None,
 ) -> tuple[str, Manifest]:
-    """Claim, stage, publish: the crash-safe part shared by push and rollback."""
+    """Claim, stage, publish: the crash-safe part shared by push and rollback.
+
+    ``make_event(version, manifest)``: the journal event of the publish (``{"event": kind,
+    ...fields}``). It is stored as pending before the publish and written to the journal after;
+    once the version is published a failure there is no failure of the publish: it is appended
+    to ``warnings``, and :func:`repair_events` writes the event later."""
     journal = Journal(dest)
     version, token = _claim(journal, request.versioning, uuid.uuid4().hex[:12])
+    event: dict[str, Any] | None = None
+    pending = f"{PENDING_EVENTS}/{version}.json"
     with dest.lease(token):
         total = sum(f.size for f in files)
         progress.start("pushing", total)
@@ -302,11 +324,74 @@ def publish_to(
         finally:
             progress.finish()
         try:
-            dest.publish(staged, version, dumps(make_record(version, staged.manifest)))
+            record = dumps(make_record(version, staged.manifest))
+            if make_event is not None:
+                event = {**make_event(version, staged.manifest), "at": utc_now()}
+                # no flush: a kill keeps it (the page cache survives); a power loss before the
+                # publish is durable loses the version too
+                dest.write_meta(pending, dumps(event), durable=False)
+            dest.publish(staged, version, record)
         except BaseException:
             dest.discard(token)
+            if event is not None:
+                with suppress(PushgateError, OSError):
+                    dest.delete_meta(pending)
             raise
+    if event is not None:
+        try:
+            _write_event(journal, event)
+            dest.delete_meta(pending)
+        except (PushgateError, OSError) as e:
+            (warnings if warnings is not None else []).append(
+                f"version {version} is published at {dest.version_url(version)}, but its "
+                f"{event['event']} event could not be written to the journal ({e}); a later "
+                "push there writes it"
+            )
     return version, staged.manifest
+
+
+def _write_event(journal: Journal, event: dict[str, Any], **extra: Any) -> None:
+    fields = {k: v for k, v in event.items() if k not in ("event", "at")}
+    journal.event(str(event["event"]), **fields, **extra)
+
+
+def repair_events(dest: Destination) -> list[str]:
+    """Write the journal events of published versions that a failure (a full disk, a
+    permission) or a kill kept out of the journal; drop those of versions never published."""
+    keys = dest.list_meta(f"{PENDING_EVENTS}/")
+    if not keys:
+        return []
+    done: list[str] = []
+    present = set(dest.numeric_children())
+    journal = Journal(dest)
+    for key in keys:
+        version = key.rsplit("/", 1)[-1].removesuffix(".json")
+        raw = dest.read_meta(key)
+        try:
+            event = json.loads(raw or b"")
+        except ValueError:
+            event = None
+        if not isinstance(event, dict) or "event" not in event:
+            event = None  # unreadable: dropped below
+        if event is not None and version in present:
+            if not _older_than(event, REPAIR_PENDING_S):
+                continue  # its pusher may be writing it right now
+            _write_event(journal, event, published_at=event.get("at"), written_late=True)
+            dest.delete_meta(key)
+            done.append(f"wrote the missing {event['event']} event of version {version}")
+        elif event is None or (version not in present and _older_than(event, STALE_PENDING_S)):
+            dest.delete_meta(key)
+    return done
+
+
+def _older_than(event: dict[str, Any], seconds: float) -> bool:
+    from datetime import datetime, timezone
+
+    try:
+        at = datetime.strptime(str(event.get("at")), "%Y-%m-%dT%H:%M:%S.%fZ")
+    except ValueError:
+        return True
+    return time.time() - at.replace(tzinfo=timezone.utc).timestamp() > seconds
 
 
 @dataclass
@@ -344,12 +429,24 @@ class _Plan:
             res.hook = run_hook(
                 self.request.on_publish, dest, res, res.digest, "push", self.request.hook_timeout
             )
+            if res.hook.get("journal_error"):
+                res.warnings.append(
+                    f"the --on-publish hook ran at {dest.url}, but its journal event could not "
+                    f"be written: {res.hook['journal_error']}"
+                )
         return res
 
     def _push(self, dest: Destination, res: DestinationResult) -> None:
         dest.check_writable()
         journal = Journal(dest)
-        res.recovered = journal.recover()
+        res.recovered = journal.recover() + repair_events(dest)
+        oversized = dest.oversized_children()
+        if oversized:
+            res.warnings.append(
+                f"{dest.url} holds numeric directories at or past TF Serving's int64 version "
+                f"limit {MAX_VERSION}: {', '.join(sorted(oversized))}; no server can load them "
+                "and pushgate ignores them for numbering: remove them"
+            )
         newest = journal.newest_published()
         source, request, decision = self.source, self.request, self.decision
         if (
@@ -360,14 +457,17 @@ class _Plan:
         ):
             res.pushed, res.already_present, res.digest = True, True, newest.record["digest"]
             res.version, res.destination = newest.version, dest.version_url(newest.version)
-            journal.event(
-                "push",
-                version=newest.version,
-                digest=res.digest,
-                already_present=True,
-                flush=False,  # nothing changed: "no copy, no flush" for an unchanged re-push
-                source=self.show(source.path),
-            )
+            try:
+                journal.event(
+                    "push",
+                    version=newest.version,
+                    digest=res.digest,
+                    already_present=True,
+                    flush=False,  # nothing changed: "no copy, no flush" for an unchanged re-push
+                    source=self.show(source.path),
+                )
+            except PushgateError as e:  # nothing changed: the answer stands
+                res.warnings.append(f"could not write the journal event at {dest.url}: {e}")
             return
         previous = newest.version if newest else None
 
@@ -390,20 +490,29 @@ class _Plan:
                 self.show,
             )
 
+        def make_event(version: str, manifest: Manifest) -> dict[str, Any]:
+            return {
+                "event": "push",
+                "version": version,
+                "digest": manifest.digest,
+                "forced": decision.forced,
+                "force_reason": request.force_reason if decision.forced else None,
+                "previous_newest": previous,
+                "source": self.show(source.path),
+            }
+
         version, manifest = publish_to(
-            dest, self.files, request, self.progress, make_record, dirs=self.dirs
+            dest,
+            self.files,
+            request,
+            self.progress,
+            make_record,
+            dirs=self.dirs,
+            make_event=make_event,
+            warnings=res.warnings,
         )
         res.pushed, res.version, res.digest = True, version, manifest.digest
         res.destination = dest.version_url(version)
-        journal.event(
-            "push",
-            version=version,
-            digest=res.digest,
-            forced=decision.forced,
-            force_reason=request.force_reason if decision.forced else None,
-            previous_newest=previous,
-            source=self.show(source.path),
-        )
 
 
 class _Inputs:
@@ -504,6 +613,13 @@ def _model_description(request: PushRequest, inputs: _Inputs) -> str:
         return str(model_path or (infra_path and infra_path / STAMPED_MODEL))
 
 
+def _pushed_model_location(request: PushRequest) -> str | None:
+    if request.pushed_model is None:
+        return None
+    uri = artifact_uri(request.pushed_model)
+    return uri if is_url(uri) else str(artifact_path(request.pushed_model))
+
+
 def push(request: PushRequest, progress: Progress | None = None) -> PushResult:
     """Push a model when its blessings allow it. See :class:`PushRequest`."""
     progress = progress or Progress()
@@ -511,9 +627,34 @@ def push(request: PushRequest, progress: Progress | None = None) -> PushResult:
         return _push(request, progress, _Inputs(request, progress, stack))
 
 
+def _check_readable(files: list[SourceFile], show: Callable[[Path | None], str | None]) -> None:
+    """Every model file can be opened, before any destination is touched: an unreadable file
+    is bad input naming that file, not a failure of the copy that leaves a claim behind."""
+    for f in files:
+        try:
+            os.close(os.open(f.abspath, os.O_RDONLY))
+        except OSError as e:
+            raise InputError(
+                f"cannot read the model file {show(Path(f.abspath))}: {e.strerror or e}; "
+                "fix its permissions (nothing was pushed)"
+            ) from e
+
+
 def _push(request: PushRequest, progress: Progress, inputs: _Inputs) -> PushResult:
     if request.model is None and request.infra_blessing is None:
         raise UsageError("nothing to push: give --model, or --infra-blessing with a stamped model")
+    # before anything is read, downloaded or written: locations that would make the push
+    # destroy something, or copy a BASE into itself
+    check_push_locations(
+        model=request.model,
+        infra_blessing=request.infra_blessing,
+        model_blessing=request.model_blessing,
+        bases=request.destinations,
+        pushed_model=request.pushed_model,
+    )
+    pushed_model = _pushed_model_location(request)
+    if pushed_model is not None:
+        check_pushed_model(pushed_model, request.storage_options)
     blessings = {
         BlessingKind.MODEL.value: inputs.blessing(request.model_blessing, BlessingKind.MODEL),
         BlessingKind.INFRA.value: inputs.blessing(request.infra_blessing, BlessingKind.INFRA),
@@ -524,9 +665,6 @@ def _push(request: PushRequest, progress: Progress, inputs: _Inputs) -> PushResu
         force_reason=request.force_reason,
     )
     warnings = list(decision.warnings)
-    pushed_model = artifact_uri(request.pushed_model) if request.pushed_model is not None else None
-    if pushed_model is not None and not is_url(pushed_model):
-        pushed_model = str(artifact_path(request.pushed_model))
     options = request.storage_options
 
     if not decision.push:
@@ -559,8 +697,10 @@ def _push(request: PushRequest, progress: Progress, inputs: _Inputs) -> PushResu
     )
     warnings += [inputs.translated_text(w) for w in source_warnings]
     tree = inputs.translated(lambda: list_tree(source.path))
+    _check_readable(tree.files, inputs.show)
     plan = _Plan(request, source, tree.files, tree.dirs, decision, blessings, progress, inputs.show)
     results = [plan.push_to(url) for url in request.destinations]
+    warnings += [w for r in results for w in r.warnings]
     warnings += [
         f"--on-publish hook failed at {r.url}: {r.hook['error']}"
         for r in results

@@ -2,8 +2,9 @@
 
 ``materialize`` downloads a URL prefix into a temporary directory (streamed, in parallel, with
 progress) for code that reads local files; a local path comes back as itself. ``upload_tree``
-copies a local directory to a URL prefix; ``write_tree_url`` replaces a prefix's content (TFX's
-PushedModel artifact, written straight from the model's files). The object-store client is
+copies a local directory to a URL prefix; ``write_tree_url`` writes an artifact under a prefix
+(TFX's PushedModel, straight from the model's files), deleting only the earlier artifact's own
+listed files. The object-store client is
 imported only when a URL is given.
 """
 
@@ -134,19 +135,38 @@ def upload_tree(
     dest.put_files(list_files(Path(local_dir)), "")
 
 
+def _is_plain(rel: str) -> bool:
+    """True for a safe relative path (see :func:`pushgate.manifest.checked_rel`)."""
+    from pushgate.errors import IntegrityError
+    from pushgate.manifest import checked_rel
+
+    try:
+        checked_rel(rel)
+    except IntegrityError:
+        return False
+    return True
+
+
 def write_tree_url(
     url: str,
     files: list[Any],
     extra: Mapping[str, bytes],
     storage_options: Mapping[str, Any] | None = None,
+    *,
+    old_files: Collection[str] | None = None,
 ) -> str:
-    """Replace what is under ``url`` by ``files`` (uploaded straight from their paths) and then
-    the ``extra`` small files, in that order; returns the URL as shown to users."""
+    """Write ``files`` (uploaded straight from their paths) under ``url``, then the ``extra``
+    small files, in that order; then delete the ``old_files`` (an earlier artifact's own list)
+    that are no longer written. Nothing else under ``url`` is ever deleted. Returns the URL as
+    shown to users."""
     os_ = _objectstore(url, "outputs")
     dest = os_.ObjectStoreDestination(url, dict(storage_options or {}))
-    dest.remove_all()
     if files:
         dest.put_files(files, "")
     for rel, data in extra.items():
         dest.put_bytes(rel, data)
+    written = {f.rel for f in files} | set(extra)
+    stale = [rel for rel in old_files or () if rel not in written and _is_plain(rel)]
+    if stale:
+        dest.delete_files(stale)
     return str(dest.url)

@@ -36,8 +36,25 @@ def scheme_of(url: str) -> str:
     return head.lower() if sep else "file"
 
 
-def open_destination(url: str, storage_options: Mapping[str, str] | None = None) -> Destination:
-    """The destination for a BASE path or URL."""
+def open_destination(
+    url: str, storage_options: Mapping[str, str] | None = None, *, must_exist: bool = False
+) -> Destination:
+    """The destination for a BASE path or URL. ``must_exist``: refuse (exit 2, naming it) a
+    BASE that does not exist, for every command but push (see
+    :func:`pushgate.location.require_existing_base`)."""
+    if not str(url).strip():
+        raise DestinationInputError(
+            "the BASE path or URL is empty: give the model's base directory or URL"
+        )
+    dest = _open(url, storage_options)
+    if must_exist:
+        from pushgate.location import require_existing_base
+
+        require_existing_base(dest)
+    return dest
+
+
+def _open(url: str, storage_options: Mapping[str, str] | None) -> Destination:
     scheme = scheme_of(url)
     try:
         module_name, factory, extra = REGISTRY[scheme]

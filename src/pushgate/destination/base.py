@@ -10,6 +10,8 @@ pushgate keeps everything of its own under ``<BASE>/.pushgate/`` (never numeric,
 - ``removing/<version>.json`` a removal under way (written before the removal starts)
 - ``labels/<name>.json``      where each label (stable, canary ...) points
 - ``staging/<id>/``           copies being made; never served, removed when stale
+- ``pending-events/<v>.json`` the journal event of a version being published, until it is in
+  ``events/`` (recovery writes the ones a failure or a kill left)
 
 The destination owns the commit protocol: ``publish`` makes a staged copy visible as a version
 and writes its record in the order that keeps the store true on a crash at any instant.
@@ -29,15 +31,26 @@ from pushgate.manifest import Manifest
 from pushgate.source import SourceFile
 
 META = ".pushgate"
+PENDING_EVENTS = "pending-events"
 VERSION_NAME = re.compile(r"[0-9]+")
+#: TF Serving keeps version ids in an int64: a version must stay below this number
+MAX_VERSION = 2**63 - 1
 
 ProgressFn = Callable[[int], None]
 
 
-def is_version_name(name: str) -> bool:
-    """True when a model server would treat ``name`` as a version: ASCII digits only (``str``'s
-    ``isdigit`` also accepts ``²`` and other scripts' digits, which ``int`` may then refuse)."""
+def is_numeric_name(name: str) -> bool:
+    """True when ``name`` is all ASCII digits (what servers scan for), whatever its size
+    (``str``'s ``isdigit`` also accepts ``²`` and other scripts' digits, which ``int`` may then
+    refuse)."""
     return VERSION_NAME.fullmatch(name) is not None
+
+
+def is_version_name(name: str) -> bool:
+    """True when a model server would treat ``name`` as a version: all ASCII digits and below
+    TF Serving's int64 limit (:data:`MAX_VERSION`). Bigger numeric names are not versions:
+    pushgate ignores them for numbering and flags them (:meth:`Destination.oversized_children`)."""
+    return is_numeric_name(name) and int(name) < MAX_VERSION
 
 
 def make_token(version: int | str, suffix: str) -> str:
@@ -78,6 +91,10 @@ class Destination(ABC):
     @abstractmethod
     def numeric_children(self) -> list[str]:
         """Names of the direct children of BASE whose name is all digits."""
+
+    def oversized_children(self) -> list[str]:
+        """All-digit children of BASE at or above :data:`MAX_VERSION` (not versions: ignored)."""
+        return []
 
     @abstractmethod
     def version_url(self, version: str) -> str:

@@ -11,10 +11,16 @@ Crash safety comes from the order of writes:
 Killed before 4: no numeric directory exists; a later push's ``recover`` removes the staging copy
 (its flock is free) and the record of the version that never appeared. Killed after 4: the
 version is complete and recorded. No instant exists where ``<BASE>/<v>`` is partial.
+
+Links inside BASE never redirect a write or a delete: every directory under ``.pushgate/`` is
+reached through :meth:`LocalDestination._inside`, which refuses (exit 2, naming it) a symbolic
+link or a file where pushgate expects its own directory, and everything pushgate removes goes
+through :func:`remove_entry`, which removes a link itself, never what it points at.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import errno
 import fcntl
@@ -31,10 +37,13 @@ from pathlib import Path
 from typing import BinaryIO
 
 from pushgate.destination.base import (
+    MAX_VERSION,
     META,
+    PENDING_EVENTS,
     Destination,
     ProgressFn,
     Staged,
+    is_numeric_name,
     is_version_name,
     token_version,
 )
@@ -45,7 +54,7 @@ from pushgate.errors import (
     StorageFullError,
 )
 from pushgate.layout import is_server_written
-from pushgate.manifest import CHUNK, FileEntry, Manifest, workers
+from pushgate.manifest import CHUNK, FileEntry, Manifest, checked_rel, workers
 from pushgate.source import SourceFile
 
 _RENAME_NOREPLACE = 1
@@ -74,6 +83,18 @@ def _renameat2_noreplace(src: Path, dst: Path) -> None:
 
 _SYNC_FILE_RANGE_WRITE = 2
 _WRITEBACK_EVERY = 8 * 1024 * 1024
+#: pushgate's own directories under ``.pushgate/`` (see :mod:`pushgate.destination.base`)
+INTERNAL_DIRS = (
+    "staging",
+    "claims",
+    "records",
+    "events",
+    "pins",
+    "trash",
+    "withdrawals",
+    "removing",
+    PENDING_EVENTS,
+)
 #: a temporary lock file younger than this may be a live pusher's, not yet locked
 STALE_TMP_LOCK_S = 60.0
 
@@ -97,6 +118,24 @@ def fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def remove_entry(path: Path) -> bool:
+    """Remove ``path``: a directory tree, a file, or a link (the link itself, never what it
+    points at; ``shutil.rmtree`` walks with ``O_NOFOLLOW`` directory descriptors). Returns True
+    when nothing is left there."""
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        return True
+    except OSError:
+        return False
+    if stat.S_ISDIR(mode):
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+    return not os.path.lexists(path)
 
 
 _KINDS = {
@@ -131,6 +170,30 @@ def open_regular(path: Path, *, follow: bool) -> int:
     return fd
 
 
+def _link_create_only(tmp: Path, path: Path, data: bytes) -> bool:
+    """Give the complete file ``tmp`` the name ``path`` unless ``path`` exists (a hard link:
+    atomic and create-only). Returns False when it exists. Where the filesystem has no hard
+    links, falls back to ``O_EXCL`` (which a kill can leave empty)."""
+    try:
+        os.link(tmp, path)
+        return True
+    except FileExistsError:
+        return False
+    except OSError as e:
+        if e.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK):
+            raise
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    except FileExistsError:
+        return False
+    try:
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    return True
+
+
 def _wrap(e: OSError, what: str, path: Path | str) -> DestinationError:
     if e.errno in (errno.ENOSPC, errno.EDQUOT):
         return StorageFullError(f"no space left on the device while {what} {path}")
@@ -149,16 +212,22 @@ class LocalDestination(Destination):
         self.meta = self.base / META
 
     # -- versions -----------------------------------------------------------------------------
-    def exists(self) -> bool:
-        return self.base.is_dir()
-
-    def numeric_children(self) -> list[str]:
+    def _numeric_dirs(self) -> list[str]:
         try:
-            return [e.name for e in os.scandir(self.base) if is_version_name(e.name) and e.is_dir()]
-        except FileNotFoundError:
+            return [e.name for e in os.scandir(self.base) if is_numeric_name(e.name) and e.is_dir()]
+        except (FileNotFoundError, NotADirectoryError):
             return []
         except OSError as e:
             raise _wrap(e, "listing", self.base) from e
+
+    def numeric_children(self) -> list[str]:
+        return [n for n in self._numeric_dirs() if int(n) < MAX_VERSION]
+
+    def oversized_children(self) -> list[str]:
+        return [n for n in self._numeric_dirs() if int(n) >= MAX_VERSION]
+
+    def exists(self) -> bool:
+        return self.base.is_dir()
 
     def version_url(self, version: str) -> str:
         return str(self.base / version)
@@ -188,6 +257,7 @@ class LocalDestination(Destination):
         return out
 
     def open_version_file(self, version: str, rel: str) -> BinaryIO:
+        rel = checked_rel(rel)
         return os.fdopen(open_regular(self.base / version / rel, follow=False), "rb")
 
     def missing_dirs(self, version: str, dirs: Sequence[str]) -> list[str]:
@@ -197,39 +267,97 @@ class LocalDestination(Destination):
     def local_version_dir(self, version: str) -> Path:
         return self.base / version
 
+    # -- pushgate's own directories -----------------------------------------------------------
+    def _inside(self, *parts: str, create: bool = False) -> Path:
+        """``<BASE>/.pushgate/<parts>``, checked one level at a time: each level must be a real
+        directory, never a symbolic link (which would send writes and deletes outside BASE) nor
+        a file (:class:`DestinationInputError`, exit 2, naming it). With ``create`` missing
+        levels are made (and BASE itself: only a push creates BASE); without, a missing level
+        is returned as it is, for readers to find nothing there."""
+        if create:
+            try:
+                self.base.mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                raise _wrap(e, "creating", self.base) from e
+        path = self.base
+        for part in (META, *parts):
+            path = path / part
+            try:
+                mode = os.lstat(path).st_mode
+            except FileNotFoundError:
+                if not create:
+                    return self.meta.joinpath(*parts)
+                try:
+                    os.mkdir(path)
+                    continue
+                except FileExistsError:  # made by another pusher just now: check what it is
+                    mode = os.lstat(path).st_mode
+                except OSError as e:
+                    raise _wrap(e, "creating", path) from e
+            except NotADirectoryError:
+                raise self._not_a_directory(path.parent) from None
+            except OSError as e:
+                raise _wrap(e, "reading", path) from e
+            if stat.S_ISLNK(mode):
+                raise DestinationInputError(
+                    f"{path} is a symbolic link; pushgate never writes or deletes through a link "
+                    f"inside {self.base}/{META}: remove the link (pushgate recreates the directory)"
+                )
+            if not stat.S_ISDIR(mode):
+                raise self._not_a_directory(path)
+        return path
+
+    def _not_a_directory(self, path: Path) -> DestinationInputError:
+        return DestinationInputError(
+            f"{path} is not a directory; pushgate keeps its journal there: move the file away "
+            "(or give another BASE)"
+        )
+
+    def _meta_path(self, key: str, create: bool = False) -> Path:
+        *dirs, name = key.split("/")
+        return self._inside(*dirs, create=create) / name
+
     # -- meta ---------------------------------------------------------------------------------
     def read_meta(self, key: str) -> bytes | None:
+        path = self._meta_path(key)
         try:
-            return (self.meta / key).read_bytes()
-        except FileNotFoundError:
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+        except (FileNotFoundError, NotADirectoryError):
             return None
         except OSError as e:
-            raise _wrap(e, "reading", self.meta / key) from e
+            if e.errno == errno.ELOOP:
+                raise DestinationInputError(
+                    f"{path} is a symbolic link, not a pushgate record; remove it"
+                ) from e
+            raise _wrap(e, "reading", path) from e
+        try:
+            with os.fdopen(fd, "rb") as f:
+                return f.read()
+        except OSError as e:
+            raise _wrap(e, "reading", path) from e
 
     def write_meta(
         self, key: str, data: bytes, *, create_only: bool = False, durable: bool = True
     ) -> bool:
-        path = self.meta / key
+        path = self._meta_path(key, create=True)
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            if create_only:
-                try:
-                    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-                except FileExistsError:
-                    return False
-                try:
-                    os.write(fd, data)
-                    os.fsync(fd)
-                finally:
-                    os.close(fd)
-            else:
-                tmp = path.with_name(f".tmp-{uuid.uuid4().hex}-{path.name}")
-                with open(tmp, "wb") as f:
+            # Written whole under a temporary name first, so a kill or a full disk never leaves
+            # a half-written (or, create-only, an empty) document under its real name.
+            tmp = path.with_name(f".tmp-{uuid.uuid4().hex}-{path.name}")
+            try:
+                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+                with open(fd, "wb") as f:
                     f.write(data)
                     f.flush()
                     if durable:
                         os.fsync(f.fileno())
-                os.replace(tmp, path)
+                if create_only:
+                    if not _link_create_only(tmp, path, data):
+                        return False
+                else:
+                    os.replace(tmp, path)
+            finally:
+                tmp.unlink(missing_ok=True)
             if durable:
                 fsync_dir(path.parent)
             return True
@@ -237,18 +365,23 @@ class LocalDestination(Destination):
             raise _wrap(e, "writing", path) from e
 
     def list_meta(self, prefix: str) -> list[str]:
-        directory = self.meta / prefix
+        directory = self._inside(*[p for p in prefix.split("/") if p])
         try:
             names = [n for n in os.listdir(directory) if not n.startswith(".tmp-")]
         except FileNotFoundError:
             return []
+        except OSError as e:
+            raise _wrap(e, "listing", directory) from e
         return sorted(f"{prefix.rstrip('/')}/{n}" for n in names)
 
     def delete_meta(self, key: str) -> None:
+        path = self._meta_path(key)
         try:
-            (self.meta / key).unlink(missing_ok=True)
+            path.unlink(missing_ok=True)  # unlink removes a link itself, never its target
+        except NotADirectoryError:
+            return
         except OSError as e:
-            raise _wrap(e, "removing", self.meta / key) from e
+            raise _wrap(e, "removing", path) from e
 
     # -- push protocol ------------------------------------------------------------------------
     def check_writable(self) -> None:
@@ -258,7 +391,16 @@ class LocalDestination(Destination):
                 "directory (the one TF Serving's --model_base_path points at)"
             )
         try:
-            (self.meta / "staging").mkdir(parents=True, exist_ok=True)
+            for sub in INTERNAL_DIRS:  # a link or a file at any of them: refused here, once
+                self._inside(sub, create=sub == "staging")
+        except DestinationInputError:
+            raise
+        except DestinationError as e:  # BASE or .pushgate cannot be created
+            raise DestinationInputError(
+                f"destination is not writable: {e}; fix its permissions or push as a user who "
+                "may write there"
+            ) from e
+        try:
             probe = self.meta / f".tmp-probe-{uuid.uuid4().hex}"
             probe.write_bytes(b"")
             probe.unlink()
@@ -272,8 +414,7 @@ class LocalDestination(Destination):
 
     @contextmanager
     def lease(self, token: str) -> Iterator[None]:
-        staging = self.meta / "staging"
-        staging.mkdir(parents=True, exist_ok=True)
+        staging = self._inside("staging", create=True)
         # Lock under a temporary name, then rename into place, so recover() can never see the
         # lock file before it is locked.
         tmp = staging / f".tmp-{token}.lock"
@@ -367,7 +508,7 @@ class LocalDestination(Destination):
         progress: ProgressFn | None,
         dirs: Sequence[str] = (),
     ) -> Staged:
-        root = self.meta / "staging" / token
+        root = self._inside("staging", create=True) / token
         try:
             manifest = self._copy_tree(files, root, progress, dirs)
         except OSError as e:
@@ -398,7 +539,8 @@ class LocalDestination(Destination):
         ]
         # only the recorded empty directories the version still holds: one gone is damage, and
         # the copy's digest then differs from the record's (the caller refuses to publish it)
-        kept = [d for d in dirs if (root / d).is_dir()]
+        # (paths from a record: a ".." one would make the copy create directories outside it)
+        kept = [d for d in dirs if checked_rel(d) and (root / d).is_dir()]
         try:
             return self.stage(files, token, progress, kept)
         except DestinationError as e:
@@ -412,7 +554,7 @@ class LocalDestination(Destination):
             raise
 
     def publish(self, staged: Staged, version: str, record: bytes) -> None:
-        src = self.meta / "staging" / staged.token
+        src = self._inside("staging") / staged.token
         dst = self.base / version
         key = f"records/{version}.json"
         self.write_meta(key, record)
@@ -424,57 +566,70 @@ class LocalDestination(Destination):
             raise _wrap(e, "publishing", dst) from e
 
     def discard(self, token: str) -> None:
-        shutil.rmtree(self.meta / "staging" / token, ignore_errors=True)
+        with contextlib.suppress(DestinationInputError):  # a planted link: nothing of ours
+            remove_entry(self._inside("staging") / token)
 
     def recover(self) -> list[str]:
-        staging = self.meta / "staging"
+        """Clean what dead pushers left. Reports what was removed, and what could not be (a line
+        starting ``could not remove``), never a removal that did not happen."""
         done: list[str] = []
+        staging = self._inside("staging")
         try:
             names = os.listdir(staging)
         except FileNotFoundError:
-            return done
+            names = []
+        except OSError as e:
+            raise _wrap(e, "listing", staging) from e
+
+        def remove(path: Path, what: str) -> None:
+            if remove_entry(path):
+                done.append(f"removed {what}")
+            else:
+                done.append(f"could not remove {what}: remove it by hand")
+
         tokens = {n[: -len(".lock")] if n.endswith(".lock") else n for n in names}
         for token in sorted(t for t in tokens if not t.startswith(".tmp-")):
             lock = staging / f"{token}.lock"
             fd = None
             try:
-                if lock.exists():
-                    fd = os.open(lock, os.O_RDWR)
+                if os.path.lexists(lock):
+                    fd = os.open(lock, os.O_RDWR | os.O_NOFOLLOW)
                     try:
                         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                     except BlockingIOError:
                         continue  # a live pusher owns it
                 version = token_version(token)
-                if is_version_name(version) and not (self.base / version).exists():
-                    for tmp in (self.meta / "records").glob(f".tmp-*-{version}.json"):
+                if is_version_name(version) and not os.path.lexists(self.base / version):
+                    records = self._inside("records")
+                    for tmp in records.glob(f".tmp-*-{version}.json") if records.is_dir() else []:
                         tmp.unlink(missing_ok=True)  # a record write the kill interrupted
                     if self.read_meta(f"records/{version}.json") is not None:
                         self.delete_meta(f"records/{version}.json")
                         done.append(f"removed the record of version {version}, never published")
-                if (staging / token).exists():
-                    shutil.rmtree(staging / token, ignore_errors=True)
-                    done.append(f"removed staging debris {staging / token}")
+                if os.path.lexists(staging / token):
+                    remove(staging / token, f"staging debris {staging / token}")
                 lock.unlink(missing_ok=True)
-            except FileNotFoundError:
+            except OSError as e:
+                if e.errno == errno.ELOOP:
+                    remove(lock, f"a link planted as a lock file: {lock}")
                 continue
             finally:
                 if fd is not None:
                     os.close(fd)
         # versions a killed prune renamed out of sight but had not deleted yet
-        trash = self.meta / "trash"
+        trash = self._inside("trash")
         for hidden in sorted(trash.iterdir()) if trash.is_dir() else []:
-            shutil.rmtree(hidden, ignore_errors=True)
-            done.append(f"removed half-deleted version {hidden.name} from {trash}")
+            remove(hidden, f"half-deleted version {hidden.name} from {trash}")
         # stale temporary lock names of pushers killed between open and rename; a young one may
         # belong to a live pusher between its open and its flock, so it is left alone
         for n in names:
             if n.startswith(".tmp-") and n.endswith(".lock"):
                 p = staging / n
                 try:
-                    if time.time() - p.stat().st_mtime < STALE_TMP_LOCK_S:
+                    if time.time() - p.lstat().st_mtime < STALE_TMP_LOCK_S:
                         continue
-                    fd = os.open(p, os.O_RDWR)
-                except FileNotFoundError:
+                    fd = os.open(p, os.O_RDWR | os.O_NOFOLLOW)
+                except OSError:
                     continue
                 try:
                     fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -483,30 +638,47 @@ class LocalDestination(Destination):
                     pass
                 finally:
                     os.close(fd)
+        # temporary files of journal writes a kill or a full disk interrupted (a young one may
+        # be a live writer's, between its write and its rename)
+        for sub in INTERNAL_DIRS:
+            if sub in ("staging", "trash"):
+                continue
+            directory = self._inside(sub)
+            try:
+                tmps = [n for n in os.listdir(directory) if n.startswith(".tmp-")]
+            except OSError:
+                continue
+            for n in tmps:
+                p = directory / n
+                try:
+                    if time.time() - p.lstat().st_mtime < STALE_TMP_LOCK_S:
+                        continue
+                except OSError:
+                    continue
+                remove(p, f"an unfinished journal write {p}")
         return done
 
     def remove_version(self, version: str) -> bool:
         src = self.base / version
-        trash = self.meta / "trash"
-        hidden = trash / f"{version}-{uuid.uuid4().hex[:8]}"
+        hidden = self._inside("trash", create=True) / f"{version}-{uuid.uuid4().hex[:8]}"
         try:
             if not src.is_dir():
                 return False
-            trash.mkdir(parents=True, exist_ok=True)
             os.rename(src, hidden)  # one atomic step: servers stop seeing it, whole
             fsync_dir(self.base)
         except FileNotFoundError:
             return False  # removed meanwhile by another process
         except OSError as e:
             raise _wrap(e, "removing version", src) from e
-        shutil.rmtree(hidden, ignore_errors=True)
+        # a version that is a link: the link goes, never what it points at; whatever cannot be
+        # removed now stays out of sight in the trash, for recover() to finish
+        remove_entry(hidden)
         return True
 
     @contextmanager
     def lifecycle_lock(self) -> Iterator[bool]:
-        path = self.meta / "lifecycle.lock"
+        path = self._inside(create=True) / "lifecycle.lock"
         try:
-            self.meta.mkdir(exist_ok=True)
             fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
         except OSError as e:
             raise DestinationInputError(

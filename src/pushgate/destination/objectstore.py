@@ -63,6 +63,7 @@ from pushgate.destination.base import (
     Destination,
     ProgressFn,
     Staged,
+    is_numeric_name,
     is_version_name,
     token_version,
 )
@@ -79,7 +80,7 @@ from pushgate.errors import (
     PushgateError,
 )
 from pushgate.layout import is_server_written, is_triton_entry
-from pushgate.manifest import FileEntry, Manifest, hash_stream, workers
+from pushgate.manifest import FileEntry, Manifest, checked_rel, hash_stream, workers
 from pushgate.secrets import clean_url, remember_options, scrub
 from pushgate.source import SourceFile
 
@@ -630,6 +631,10 @@ class ObjectStoreDestination(Destination):
         names, _ = self._list_dir("")
         return [n for n in names if is_version_name(n)]
 
+    def oversized_children(self) -> list[str]:
+        names, _ = self._list_dir("")
+        return [n for n in names if is_numeric_name(n) and not is_version_name(n)]
+
     def version_url(self, version: str) -> str:
         return f"{self.url}/{version}"
 
@@ -639,6 +644,7 @@ class ObjectStoreDestination(Destination):
         return {rel: n for rel, n in found.items() if not is_server_written(rel)}
 
     def open_version_file(self, version: str, rel: str) -> BinaryIO:
+        rel = checked_rel(rel)
         return self._open(self._key(f"{version}/{rel}"))
 
     def _open(self, key: str) -> BinaryIO:
@@ -941,9 +947,9 @@ class ObjectStoreDestination(Destination):
         except Exception as e:
             raise self._error(e, "writing", key) from e
 
-    def remove_all(self) -> None:
-        """Delete every object under BASE: for artifact outputs, never a served model BASE."""
-        self._delete([m["path"] for m in self._list("")])
+    def delete_files(self, rels: list[str]) -> None:
+        """Delete ``<BASE>/<rel>`` for each listed path (artifact outputs, no protocol)."""
+        self._delete([self._key(rel) for rel in rels])
 
     def publish(self, staged: Staged, version: str, record: bytes) -> None:
         root = self._meta(f"staging/{staged.token}/")

@@ -64,7 +64,7 @@ def status(
     from pushgate.serving.withdraw import withdrawn_versions
 
     targets = [parse_serve_url(u) for u in servers]  # a malformed URL: exit 2 before any work
-    dest = open_destination(base, storage_options)
+    dest = open_destination(base, storage_options, must_exist=True)
     infos = Journal(dest).versions()
     withdrawn = withdrawn_versions(dest)
     report = StatusReport(dest.url)
