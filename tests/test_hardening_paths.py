@@ -108,7 +108,25 @@ def test_pushed_model_never_replaces_what_pushgate_did_not_write(
     assert not base.exists()  # refused before any destination is touched
 
 
-@pytest.mark.parametrize("given", ["", ".", "/"])
+def test_pushed_model_is_never_the_filesystem_root(tmp_path: Path) -> None:
+    """Checked on the location rule itself, which reads nothing: the CLI form of this test once
+    ran against the old code and emptied this machine's /etc, so "/" is never handed to a push."""
+    from pushgate.errors import InputError
+    from pushgate.location import check_push_locations
+
+    model = make_model_dir(tmp_path / "model")
+    for root in ("/", "//", "/."):
+        with pytest.raises(InputError, match="root"):
+            check_push_locations(
+                model=model,
+                infra_blessing=None,
+                model_blessing=None,
+                bases=[str(tmp_path / "s")],
+                pushed_model=root,
+            )
+
+
+@pytest.mark.parametrize("given", ["", "."])
 def test_pushed_model_is_never_here_or_a_root(tmp_path: Path, given: str) -> None:
     here = user_files(tmp_path / "cwd")
     model = make_model_dir(tmp_path / "model")
