@@ -34,6 +34,8 @@ from pushgate.runtime.stream import StreamFailed, predict_stream
 EVALUATION_SCHEMA = "pushgate.evaluation/v1"
 REPORT_JSON = "evaluation.json"
 REPORT_TEXT = "evaluation.txt"
+RUNNERS: tuple[str, ...] = ("local", "beam")
+"""``local``: one runtime process streaming batches; ``beam``: an Apache Beam pipeline."""
 
 
 @dataclass(frozen=True)
@@ -60,6 +62,9 @@ class EvaluateRequest:
     storage_options: dict[str, str] | None = None
     batch_size: int = DEFAULT_BATCH
     threads: int | None = None
+    runner: str = "local"
+    beam_options: tuple[str, ...] = ()
+    auc_exact_budget: int = AUC_EXACT_BUDGET
 
 
 @dataclass
@@ -152,7 +157,22 @@ def _model_metrics(
         "signatures": [request.signature],
         "prediction_key": request.prediction_key,
     }
-    acc = Accumulator(request.task)
+    if request.runner == "beam":
+        from pushgate.evaluator_beam import beam_metrics
+
+        metrics, auc_method, n = beam_metrics(
+            ref,
+            job,
+            examples,
+            task=request.task,
+            label=request.label,
+            batch_size=request.batch_size,
+            options=request.beam_options,
+            auc_exact_budget=request.auc_exact_budget,
+        )
+        _auc_note(metrics, auc_method, n, request.auc_exact_budget, ref.describe(), notes)
+        return metrics
+    acc = Accumulator(request.task, request.auc_exact_budget)
     try:
         for batch, scores in predict_stream(
             ref.runtime,
@@ -170,17 +190,31 @@ def _model_metrics(
             f"could not run the model {ref.describe()} over the examples: {e}"
         ) from e
     metrics = acc.result()
-    if "auc" in metrics and acc.auc_method != "exact":
-        notes.append(
-            f"{ref.describe()}: auc is TFMA's thresholded ROC AUC ({AUC_THRESHOLDS} thresholds): "
-            f"{acc.n} examples are more than the {AUC_EXACT_BUDGET} of the exact computation"
-        )
+    _auc_note(metrics, acc.auc_method, acc.n, request.auc_exact_budget, ref.describe(), notes)
     return metrics
+
+
+def _auc_note(
+    metrics: dict[str, float], auc_method: str, n: int, budget: int, model: str, notes: list[str]
+) -> None:
+    if "auc" in metrics and auc_method != "exact":
+        notes.append(
+            f"{model}: auc is TFMA's thresholded ROC AUC ({AUC_THRESHOLDS} thresholds): "
+            f"{n} examples are more than the {budget} of the exact computation"
+        )
 
 
 def _check_request(request: EvaluateRequest) -> None:
     if request.batch_size < 1:
         raise UsageError(f"--batch-size must be at least 1, got {request.batch_size}")
+    if request.runner not in RUNNERS:
+        raise UsageError(f"unknown --runner {request.runner!r}; use one of {', '.join(RUNNERS)}")
+    if request.runner == "beam":
+        from pushgate.evaluator_beam import pipeline_flags  # no Beam: MissingDependencyError
+
+        pipeline_flags(request.beam_options)
+    elif request.beam_options:
+        raise UsageError("--beam-option needs --runner beam")
     if request.task not in TASKS:
         raise UsageError(f"unknown --task {request.task!r}; use one of {', '.join(TASKS)}")
     if request.candidate_metrics is None and (request.model is None or request.examples is None):

@@ -130,6 +130,49 @@ class Accumulator:
             else:
                 self._kept.append((y.astype(np.int8), s))
 
+    def merge(self, other: Accumulator) -> None:
+        """Add ``other``'s examples to these (a Beam combiner merging workers' accumulators).
+
+        The result is the one :meth:`add` would give for both streams in one, whatever the order:
+        the kept scores stay while the examples together fit in the exact-AUC budget.
+        """
+        if other.task != self.task or other._budget != self._budget:
+            raise ValueError("cannot merge accumulators of different tasks or AUC budgets")
+        if other.n == 0:
+            return
+        self.n += other.n
+        self.binary_labels = self.binary_labels and other.binary_labels
+        if len(self._bad_labels) < 5:
+            self._bad_labels.update(sorted(other._bad_labels)[:5])
+        self._min_score = min(self._min_score, other._min_score)
+        self._max_score = max(self._max_score, other._max_score)
+        self.unit_scores = self._min_score >= 0.0 and self._max_score <= 1.0
+        self._sq += other._sq
+        self._abs += other._abs
+        self.tp += other.tp
+        self.fp += other.fp
+        self.tn += other.tn
+        self.fn += other.fn
+        self._log_loss += other._log_loss
+        self._pos += other._pos
+        self._neg += other._neg
+        if self._kept is None or other._kept is None or self.n > self._budget:
+            self._kept = None
+        else:
+            self._kept.extend(other._kept)
+        if not (self.binary_labels and self.unit_scores) and self.task == "regression":
+            self._kept = None
+
+    def __getstate__(self) -> dict[str, object]:
+        # numpy itself is not picklable: Beam ships accumulators between workers by pickle
+        return {k: v for k, v in self.__dict__.items() if k != "_np"}
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        import numpy as np
+
+        self.__dict__.update(state)
+        self._np = np
+
     @property
     def auc_method(self) -> str:
         """``exact`` or ``thresholded`` (TFMA's, :data:`AUC_THRESHOLDS` thresholds)."""

@@ -8,7 +8,7 @@ from typing import Any
 
 from pushgate.cli import _options as opts
 from pushgate.cli._output import add_storage_options, emit_verdict, storage_options
-from pushgate.evaluator import EvaluateRequest, evaluate
+from pushgate.evaluator import RUNNERS, EvaluateRequest, evaluate
 from pushgate.metrics import TASKS
 
 DESCRIPTION = """\
@@ -102,6 +102,21 @@ def register(subparsers: Any) -> None:
         help="examples per batch streamed through the model (default: 1024); memory grows "
         "with the batch, not with the data",
     )
+    p.add_argument(
+        "--runner",
+        choices=RUNNERS,
+        default="local",
+        help="where the model runs over the examples: local (one runtime process, default) or "
+        "beam (an Apache Beam pipeline: DirectRunner, Dataflow, Flink, Spark; the beam extra)",
+    )
+    p.add_argument(
+        "--beam-option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a Beam pipeline option for --runner beam, repeatable, e.g. runner=DataflowRunner, "
+        "direct_num_workers=2, direct_running_mode=multi_processing",
+    )
     opts.add_python_option(p)
     add_storage_options(p)
     opts.add_result_json(p)
@@ -130,6 +145,8 @@ def run(args: argparse.Namespace) -> int:
         python=args.python,
         storage_options=storage_options(args) or None,
         batch_size=args.batch_size,
+        runner=args.runner,
+        beam_options=tuple(args.beam_option),
     )
     emit_verdict(evaluate(request), args.json)
     return 0

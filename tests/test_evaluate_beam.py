@@ -1,0 +1,273 @@
+"""``pushgate evaluate --runner beam``: a real Apache Beam pipeline (DirectRunner, several worker
+processes) over real models gives the in-process path's metrics, verdict and ModelBlessing."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from models import (
+    labelled_data,
+    make_onnx_model,
+    make_saved_model,
+    make_tfx_style_saved_model,
+    reference_metrics,
+    reference_predict,
+    write_examples_artifact,
+    write_examples_csv,
+)
+from pushgate import metrics
+from pushgate.errors import InputError, UsageError
+from pushgate.evaluator import EvaluateRequest, EvaluationResult, evaluate
+
+ROOT = Path(__file__).resolve().parent.parent
+MULTI = ("direct_num_workers=2", "direct_running_mode=multi_processing")
+
+beam = pytest.importorskip("apache_beam", reason="the beam extra: pip install 'pushgate[beam]'")
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    root = tmp_path_factory.mktemp("beam")
+    x, y = labelled_data(300, seed=11)
+    jsonl = root / "eval.jsonl"
+    jsonl.write_text(
+        "".join(
+            json.dumps({"a": float(a), "b": float(b), "label": int(v)}) + "\n"
+            for (a, b), v in zip(x.tolist(), y.tolist(), strict=True)
+        )
+    )
+    return {
+        "x": x,
+        "y": y,
+        "csv": write_examples_csv(root / "eval.csv", x, y),
+        "jsonl": jsonl,
+        "artifact": write_examples_artifact(root / "Examples", x, y),
+        "saved_model": make_saved_model(root / "saved_model"),
+        "tfx_model": make_tfx_style_saved_model(root / "tfx_model"),
+        "onnx0": make_onnx_model(root / "onnx0" / "model.onnx", seed=0),
+        "onnx1": make_onnx_model(root / "onnx1" / "model.onnx", seed=1),
+    }
+
+
+THRESHOLDS = {
+    "metrics": {
+        "auc": {"value": {"lower": 0.8}, "change": {"direction": "higher_is_better"}},
+        "accuracy": {"value": {"lower": 0.99}},  # the data is noisy: fails
+        "log_loss": {"value": {"upper": 1.0}},
+    }
+}
+
+
+def run_both(tmp_path: Path, **request: Any) -> tuple[EvaluationResult, EvaluationResult]:
+    th = tmp_path / "t.json"
+    th.write_text(json.dumps(THRESHOLDS))
+    local = evaluate(
+        EvaluateRequest(output=tmp_path / "local", thresholds=th, batch_size=32, **request)
+    )
+    on_beam = evaluate(
+        EvaluateRequest(
+            output=tmp_path / "beam",
+            thresholds=th,
+            batch_size=32,
+            runner="beam",
+            beam_options=MULTI,
+            **request,
+        )
+    )
+    return local, on_beam
+
+
+def assert_same(local: EvaluationResult, on_beam: EvaluationResult) -> None:
+    for got, want in (
+        (on_beam.candidate_metrics, local.candidate_metrics),
+        (on_beam.baseline_metrics or {}, local.baseline_metrics or {}),
+    ):
+        assert set(got) == set(want)
+        for k, v in want.items():
+            assert got[k] == pytest.approx(v, rel=1e-12, abs=1e-15), k
+    assert on_beam.blessed == local.blessed
+    assert [(c.metric, c.kind, c.outcome) for c in on_beam.checks] == [
+        (c.metric, c.kind, c.outcome) for c in local.checks
+    ]
+    assert on_beam.notes == local.notes
+    for name in ("BLESSED", "NOT_BLESSED"):
+        assert (local.blessing / name).exists() == (on_beam.blessing / name).exists()
+    want_doc = json.loads((local.blessing / "evaluation.json").read_text())
+    got_doc = json.loads((on_beam.blessing / "evaluation.json").read_text())
+    for key in ("verdict", "blessed", "candidate_model", "baseline_model"):
+        assert got_doc[key] == want_doc[key], key
+    assert [(t["metric"], t["kind"], t["outcome"]) for t in got_doc["thresholds"]] == [
+        (t["metric"], t["kind"], t["outcome"]) for t in want_doc["thresholds"]
+    ]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("model", "examples", "baseline"),
+    [
+        ("saved_model", "csv", "onnx1"),
+        ("tfx_model", "artifact", None),
+        ("onnx0", "jsonl", None),
+        ("onnx0", "artifact", "saved_model"),
+    ],
+)
+def test_beam_multi_process_equals_the_in_process_path(
+    data: dict, tmp_path: Path, model: str, examples: str, baseline: str | None
+) -> None:
+    local, on_beam = run_both(
+        tmp_path,
+        model=data[model],
+        examples=data[examples],
+        baseline_model=None if baseline is None else data[baseline],
+    )
+    assert_same(local, on_beam)
+    # and both are the metrics computed independently (numpy) for the seed-0 model
+    want = reference_metrics(data["y"], reference_predict(data["x"]), "classification")
+    assert set(on_beam.candidate_metrics) == set(want)
+    for k, v in want.items():
+        assert on_beam.candidate_metrics[k] == pytest.approx(v, rel=1e-5, abs=1e-6), k
+    assert on_beam.candidate_metrics["example_count"] == 300
+    assert not on_beam.blessed  # accuracy >= 0.99 fails on this noisy data
+    assert (on_beam.blessing / "NOT_BLESSED").exists()
+
+
+def _tfma_thresholded_auc(y: np.ndarray, s: np.ndarray, num: int = 10_000) -> float:
+    """TFMA 0.47's AUC (ROC, interpolation), one threshold at a time (as in test_metrics)."""
+    eps = 1e-7
+    thresholds = [-eps] + [(i + 1) * 1.0 / (num - 1) for i in range(num - 2)] + [1.0 + eps]
+    recall, fpr = [], []
+    for t in thresholds:
+        pred = s > t
+        tp, fn = np.sum(pred & (y == 1)), np.sum(~pred & (y == 1))
+        fp, tn = np.sum(pred & (y == 0)), np.sum(~pred & (y == 0))
+        recall.append(tp / (tp + fn))
+        fpr.append(fp / (fp + tn))
+    r, f = np.array(recall), np.array(fpr)
+    return float(np.nansum((f[:-1] - f[1:]) * (r[:-1] + r[1:]) / 2.0))
+
+
+@pytest.mark.slow
+def test_past_the_exact_budget_both_paths_report_tfmas_thresholded_auc(
+    data: dict, tmp_path: Path
+) -> None:
+    """The same rule on both paths: 300 examples over a budget of 100 give TFMA's AUC."""
+    local, on_beam = run_both(
+        tmp_path, model=data["onnx0"], examples=data["artifact"], auc_exact_budget=100
+    )
+    assert_same(local, on_beam)
+    scores = reference_predict(data["x"]).astype(np.float64)
+    want = _tfma_thresholded_auc(data["y"], scores)
+    assert on_beam.candidate_metrics["auc"] == pytest.approx(want, abs=1e-6)
+    assert any("thresholded ROC AUC" in n and "300 examples" in n for n in on_beam.notes)
+
+
+def test_merged_accumulators_equal_one_stream_on_either_side_of_the_budget() -> None:
+    rng = np.random.default_rng(5)
+    y = rng.integers(0, 2, size=500)
+    s = rng.uniform(size=500)
+    s[:3] = [0.0, 0.5, 1.0]
+    for budget in (1000, 499, 100):
+        whole = metrics.Accumulator("auto", budget)
+        whole.add(y.tolist(), s.tolist())
+        parts = [metrics.Accumulator("auto", budget) for _ in range(4)]
+        for i, start in enumerate(range(0, 500, 37)):
+            parts[i % 4].add(y[start : start + 37].tolist(), s[start : start + 37].tolist())
+        import pickle
+
+        merged = pickle.loads(pickle.dumps(parts[3]))  # Beam ships accumulators pickled
+        for p in parts[:3]:
+            merged.merge(p)
+        assert merged.auc_method == whole.auc_method == ("exact" if budget >= 500 else "thresholded")
+        got, want = merged.result(), whole.result()
+        assert set(got) == set(want)
+        for k in want:
+            assert got[k] == pytest.approx(want[k], rel=1e-12, abs=1e-15), (budget, k)
+
+
+def test_beam_reports_a_corrupt_tfrecord_naming_the_file_and_record(
+    data: dict, tmp_path: Path
+) -> None:
+    import gzip
+
+    x, y = labelled_data(60, seed=5)
+    root = write_examples_artifact(tmp_path / "Examples", x, y)
+    shard = sorted((root / "Split-eval").iterdir())[1]
+    raw = bytearray(gzip.decompress(shard.read_bytes()))
+    raw[len(raw) // 2] ^= 0x08
+    shard.write_bytes(gzip.compress(bytes(raw)))
+    th = tmp_path / "t.json"
+    th.write_text(json.dumps({"metrics": {"accuracy": {"value": {"lower": 0}}}}))
+    with pytest.raises(InputError, match=rf"{shard}: record \d+ is corrupt"):
+        evaluate(
+            EvaluateRequest(
+                output=tmp_path / "blessing",
+                thresholds=th,
+                model=data["onnx0"],
+                examples=root,
+                runner="beam",
+            )
+        )
+    assert not (tmp_path / "blessing").exists()
+
+
+def test_a_malformed_beam_option_or_one_without_the_beam_runner_is_a_usage_error(
+    data: dict, tmp_path: Path
+) -> None:
+    th = tmp_path / "t.json"
+    th.write_text(json.dumps({"metrics": {"accuracy": {"value": {"lower": 0}}}}))
+    common = {"output": tmp_path / "b", "thresholds": th, "model": data["onnx0"]}
+    with pytest.raises(UsageError, match="not KEY=VALUE"):
+        evaluate(EvaluateRequest(examples=data["csv"], runner="beam", beam_options=("=x",), **common))
+    with pytest.raises(UsageError, match="needs --runner beam"):
+        evaluate(EvaluateRequest(examples=data["csv"], beam_options=("runner=X",), **common))
+    assert not (tmp_path / "b").exists()
+
+
+def test_cli_runner_beam_without_the_beam_extra_is_exit_2_with_the_install_hint(
+    data: dict, tmp_path: Path
+) -> None:
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(
+        "import importlib.abc, sys\n"
+        "class Hide(importlib.abc.MetaPathFinder):\n"
+        "    def find_spec(self, name, path, target=None):\n"
+        "        if name.split('.')[0] == 'apache_beam':\n"
+        "            raise ModuleNotFoundError(f'No module named {name!r}', name=name)\n"
+        "sys.meta_path.insert(0, Hide())\n"
+    )
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(site), str(ROOT / "src"), os.environ.get("PYTHONPATH", "")]),
+    }
+    probe = subprocess.run([sys.executable, "-c", "import apache_beam"], env=env, check=False)
+    assert probe.returncode != 0  # Beam really is hidden
+    th = tmp_path / "t.json"
+    th.write_text(json.dumps({"metrics": {"accuracy": {"value": {"lower": 0}}}}))
+    out = tmp_path / "blessing"
+    proc = subprocess.run(
+        [sys.executable, "-m", "pushgate", "evaluate", "--model", str(data["onnx0"]),
+         "--examples", str(data["csv"]), "--thresholds", str(th), "--output", str(out),
+         "--runner", "beam"],
+        env=env, capture_output=True, text=True, timeout=120, check=False,
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert "pip install 'pushgate[beam]'" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not out.exists()
+    # and pushgate itself never imports Beam
+    probe = subprocess.run(
+        [sys.executable, "-c", "import sys, pushgate, pushgate.evaluator, pushgate.cli; "
+         "assert 'apache_beam' not in sys.modules"],
+        env={**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")])},
+        check=False,
+    )
+    assert probe.returncode == 0
