@@ -185,7 +185,9 @@ def test_merged_accumulators_equal_one_stream_on_either_side_of_the_budget() -> 
         merged = pickle.loads(pickle.dumps(parts[3]))  # Beam ships accumulators pickled
         for p in parts[:3]:
             merged.merge(p)
-        assert merged.auc_method == whole.auc_method == ("exact" if budget >= 500 else "thresholded")
+        assert (
+            merged.auc_method == whole.auc_method == ("exact" if budget >= 500 else "thresholded")
+        )
         got, want = merged.result(), whole.result()
         assert set(got) == set(want)
         for k in want:
@@ -225,7 +227,9 @@ def test_a_malformed_beam_option_or_one_without_the_beam_runner_is_a_usage_error
     th.write_text(json.dumps({"metrics": {"accuracy": {"value": {"lower": 0}}}}))
     common = {"output": tmp_path / "b", "thresholds": th, "model": data["onnx0"]}
     with pytest.raises(UsageError, match="not KEY=VALUE"):
-        evaluate(EvaluateRequest(examples=data["csv"], runner="beam", beam_options=("=x",), **common))
+        evaluate(
+            EvaluateRequest(examples=data["csv"], runner="beam", beam_options=("=x",), **common)
+        )
     with pytest.raises(UsageError, match="needs --runner beam"):
         evaluate(EvaluateRequest(examples=data["csv"], beam_options=("runner=X",), **common))
     assert not (tmp_path / "b").exists()
@@ -246,7 +250,9 @@ def test_cli_runner_beam_without_the_beam_extra_is_exit_2_with_the_install_hint(
     )
     env = {
         **os.environ,
-        "PYTHONPATH": os.pathsep.join([str(site), str(ROOT / "src"), os.environ.get("PYTHONPATH", "")]),
+        "PYTHONPATH": os.pathsep.join(
+            [str(site), str(ROOT / "src"), os.environ.get("PYTHONPATH", "")]
+        ),
     }
     probe = subprocess.run([sys.executable, "-c", "import apache_beam"], env=env, check=False)
     assert probe.returncode != 0  # Beam really is hidden
@@ -254,10 +260,27 @@ def test_cli_runner_beam_without_the_beam_extra_is_exit_2_with_the_install_hint(
     th.write_text(json.dumps({"metrics": {"accuracy": {"value": {"lower": 0}}}}))
     out = tmp_path / "blessing"
     proc = subprocess.run(
-        [sys.executable, "-m", "pushgate", "evaluate", "--model", str(data["onnx0"]),
-         "--examples", str(data["csv"]), "--thresholds", str(th), "--output", str(out),
-         "--runner", "beam"],
-        env=env, capture_output=True, text=True, timeout=120, check=False,
+        [
+            sys.executable,
+            "-m",
+            "pushgate",
+            "evaluate",
+            "--model",
+            str(data["onnx0"]),
+            "--examples",
+            str(data["csv"]),
+            "--thresholds",
+            str(th),
+            "--output",
+            str(out),
+            "--runner",
+            "beam",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     assert proc.returncode == 2, proc.stderr
     assert "pip install 'pushgate[beam]'" in proc.stderr
@@ -265,9 +288,16 @@ def test_cli_runner_beam_without_the_beam_extra_is_exit_2_with_the_install_hint(
     assert not out.exists()
     # and pushgate itself never imports Beam
     probe = subprocess.run(
-        [sys.executable, "-c", "import sys, pushgate, pushgate.evaluator, pushgate.cli; "
-         "assert 'apache_beam' not in sys.modules"],
-        env={**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")])},
+        [
+            sys.executable,
+            "-c",
+            "import sys, pushgate, pushgate.evaluator, pushgate.cli; "
+            "assert 'apache_beam' not in sys.modules",
+        ],
+        env={
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")]),
+        },
         check=False,
     )
     assert probe.returncode == 0

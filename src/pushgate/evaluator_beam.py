@@ -77,7 +77,7 @@ def _read(shard: ExampleSource, batch_size: int) -> Iterator[tuple[str, int, Any
         raise _WorkerError("InputError", str(e)) from e
 
 
-class _Infer(beam.DoFn):  # type: ignore[misc]
+class _Infer(beam.DoFn):
     """Scores of each batch; the model is loaded once per DoFn instance, in ``setup``."""
 
     def __init__(self, runtime: str, job: dict[str, Any], names: tuple[str, ...], label: str):
@@ -121,7 +121,7 @@ class _Infer(beam.DoFn):  # type: ignore[misc]
         yield labels, scores
 
 
-class _MetricsCombineFn(beam.CombineFn):  # type: ignore[misc]
+class _MetricsCombineFn(beam.CombineFn):
     """pushgate's :class:`Accumulator` as a Beam combiner: add batches, merge across workers."""
 
     def __init__(self, task: str, auc_exact_budget: int) -> None:
@@ -160,8 +160,7 @@ def _write_json(doc: dict[str, Any], path: str) -> None:
 def _shards(examples: ExampleSource) -> list[ExampleSource]:
     if examples.kind == "tfrecord":
         return [
-            dataclasses.replace(examples, files=(f,), source=str(f), path=f)
-            for f in examples.files
+            dataclasses.replace(examples, files=(f,), source=str(f), path=f) for f in examples.files
         ]
     return [examples]
 
@@ -227,8 +226,9 @@ def _pipeline_error(ref: ModelRef, e: Exception) -> Exception:
             return MissingDependencyError(f"running a {ref.runtime} model ({message})", extra)
         if kind == "InputError":
             return InputError(message)
-        return ValidationError(f"could not run the model {ref.describe()} over the examples: "
-                               f"{message}")
+        return ValidationError(
+            f"could not run the model {ref.describe()} over the examples: {message}"
+        )
     last = [ln for ln in text.splitlines() if ln.strip()][-1:] or [type(e).__name__]
     return ValidationError(
         f"the Beam pipeline evaluating {ref.describe()} failed: {type(e).__name__}: {last[0]}"
