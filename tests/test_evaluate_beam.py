@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +14,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from conftest import cli
 from models import (
     labelled_data,
     make_onnx_model,
@@ -24,7 +26,7 @@ from models import (
     write_examples_csv,
 )
 from pushgate import metrics
-from pushgate.errors import InputError, UsageError
+from pushgate.errors import UsageError, ValidationError
 from pushgate.evaluator import EvaluateRequest, EvaluationResult, evaluate
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -194,7 +196,7 @@ def test_merged_accumulators_equal_one_stream_on_either_side_of_the_budget() -> 
             assert got[k] == pytest.approx(want[k], rel=1e-12, abs=1e-15), (budget, k)
 
 
-def test_beam_reports_a_corrupt_tfrecord_naming_the_file_and_record(
+def test_cli_beam_multi_process_reports_a_corrupt_tfrecord_with_exit_2_naming_file_and_record(
     data: dict, tmp_path: Path
 ) -> None:
     import gzip
@@ -207,13 +209,33 @@ def test_beam_reports_a_corrupt_tfrecord_naming_the_file_and_record(
     shard.write_bytes(gzip.compress(bytes(raw)))
     th = tmp_path / "t.json"
     th.write_text(json.dumps({"metrics": {"accuracy": {"value": {"lower": 0}}}}))
-    with pytest.raises(InputError, match=rf"{shard}: record \d+ is corrupt"):
+    options = [a for o in MULTI for a in ("--beam-option", o)]
+    proc = cli(
+        "evaluate", "--model", data["onnx0"], "--examples", root, "--thresholds", th,
+        "--output", tmp_path / "blessing", "--runner", "beam", *options,
+    )  # fmt: skip
+    assert proc.returncode == 2, proc.stderr
+    assert re.search(rf"{re.escape(str(shard))}: record \d+ is corrupt", proc.stderr), proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not (tmp_path / "blessing").exists()
+
+
+def test_a_model_failing_in_a_beam_worker_names_the_examples_it_failed_on(
+    data: dict, tmp_path: Path
+) -> None:
+    lines = data["csv"].read_text().splitlines()
+    lines[101] = "oops," + lines[101].split(",", 1)[1]  # example 100: a feature that is no number
+    (tmp_path / "e.csv").write_text("\n".join(lines) + "\n")
+    th = tmp_path / "t.json"
+    th.write_text(json.dumps({"metrics": {"accuracy": {"value": {"lower": 0}}}}))
+    with pytest.raises(ValidationError, match=r"e\.csv: examples 96\.\.111 .*not a number"):
         evaluate(
             EvaluateRequest(
                 output=tmp_path / "blessing",
                 thresholds=th,
                 model=data["onnx0"],
-                examples=root,
+                examples=tmp_path / "e.csv",
+                batch_size=16,
                 runner="beam",
             )
         )

@@ -22,10 +22,14 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import logging
+import os
 import re
+import sys
 import tempfile
 import uuid
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 from pushgate.errors import InputError, MissingDependencyError, UsageError, ValidationError
@@ -33,14 +37,17 @@ from pushgate.examples import ExampleSource, require_labels
 from pushgate.metrics import AUC_EXACT_BUDGET, Accumulator
 from pushgate.runtime import ONNX, ModelRef
 
+logging.disable(logging.WARNING)  # Beam warns at import about GCP clients it may not use
 try:
     import apache_beam as beam
     from apache_beam.io.filesystems import FileSystems
     from apache_beam.options.pipeline_options import PipelineOptions
-except ImportError as e:  # pragma: no cover - exercised in a subprocess without the extra
+except ImportError as e:  # exercised in a subprocess without the extra
     raise MissingDependencyError(
         "running the evaluation on Apache Beam (--runner beam)", "beam"
     ) from e
+finally:
+    logging.disable(logging.NOTSET)
 
 # An error raised inside a worker crosses the runner as text; this marker carries its kind back.
 _MARK = "pushgate-beam-error"
@@ -184,8 +191,9 @@ def beam_metrics(
         # the result must be readable here: temp_location (gs://... on Dataflow) or a local dir
         out_dir = temp or local
         out = FileSystems.join(out_dir, f"pushgate-metrics-{uuid.uuid4().hex}.json")
+        log = Path(local) / "beam.log"
         try:
-            with beam.Pipeline(options=pipeline_options) as p:
+            with _stderr_to(log), beam.Pipeline(options=pipeline_options) as p:
                 _ = (
                     p
                     | "Files" >> beam.Create(_shards(examples))
@@ -196,7 +204,7 @@ def beam_metrics(
                     | "Write" >> beam.Map(_write_json, out)
                 )
         except Exception as e:
-            raise _pipeline_error(ref, e) from e
+            raise _pipeline_error(ref, e, log) from e
         try:
             with FileSystems.open(out) as f:
                 doc = json.loads(f.read().decode("utf-8"))
@@ -215,9 +223,33 @@ def beam_metrics(
     return doc["metrics"], doc["auc_method"], int(doc["n"])
 
 
-def _pipeline_error(ref: ModelRef, e: Exception) -> Exception:
+@contextlib.contextmanager
+def _stderr_to(path: Path) -> Iterator[None]:
+    """The runner's and its worker processes' logs (file descriptor 2) into ``path``, as the
+    in-process path keeps its runtime's log: the user sees pushgate's error, not Beam's."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with path.open("ab") as f:
+            os.dup2(f.fileno(), 2)
+            yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def _tail(path: Path, lines: int = 8) -> str:
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return ""
+    return "\n".join([ln for ln in text.splitlines() if ln.strip()][-lines:])
+
+
+def _pipeline_error(ref: ModelRef, e: Exception, log: Path) -> Exception:
     """The worker's own error when the runner's message carries one, else a ValidationError."""
-    text = str(e)
+    text = str(e) + "\n" + _tail(log, 1000)
     found = _ERROR_RE.search(text)
     if found:
         kind, message = found.group(1), found.group(2).strip()
@@ -229,9 +261,11 @@ def _pipeline_error(ref: ModelRef, e: Exception) -> Exception:
         return ValidationError(
             f"could not run the model {ref.describe()} over the examples: {message}"
         )
-    last = [ln for ln in text.splitlines() if ln.strip()][-1:] or [type(e).__name__]
+    first = (str(e).strip().splitlines() or [""])[0]
+    tail = _tail(log)
     return ValidationError(
-        f"the Beam pipeline evaluating {ref.describe()} failed: {type(e).__name__}: {last[0]}"
+        f"the Beam pipeline evaluating {ref.describe()} failed: {type(e).__name__}: {first}"
+        + (f"\nthe runner's log ends:\n{tail}" if tail else "")
     )
 
 
