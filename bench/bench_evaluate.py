@@ -7,6 +7,8 @@ gzip TFRecord ``tf.Example`` shards, and CSV), the same logistic-regression Save
 - ``new``: ``pushgate evaluate`` from this checkout (batches streamed through one runtime process);
 - ``old``: ``pushgate evaluate`` from ``--old-src`` (e.g. a checkout of the commit before the
   streaming change: every example in memory, one JSON job file), when given;
+- ``beam``: ``pushgate evaluate --runner beam`` on DirectRunner with ``--beam-workers`` worker
+  processes (multi-process), when given;
 - ``tfma``: ``tfma.run_model_analysis`` on DirectRunner, multi-process (``bench/tfma_run.py``)
   in ``--tfma-python`` (a Python 3.10 environment with TFX's TFMA 0.47), on the TFRecord data.
   With it every contestant runs TFX's kind of model (serialized ``tf.Example`` in), made by
@@ -130,14 +132,17 @@ def measure(cmd: list[str], env: dict[str, str]) -> tuple[float, int, bytes]:
     return seconds, peak, stdout
 
 
-def run_evaluate(src: Path, model: Path, examples: Path, out: Path) -> dict[str, object]:
+def run_evaluate(
+    src: Path, model: Path, examples: Path, out: Path, extra: tuple[str, ...] = ()
+) -> dict[str, object]:
     """One ``pushgate evaluate`` subprocess: wall seconds, peak tree RSS, its metrics."""
     thresholds = out.parent / "thresholds.json"
     thresholds.write_text('{"metrics": {"auc": {"value": {"lower": 0.5}}}}')
-    env = {**os.environ, "PYTHONPATH": str(src), "TF_CPP_MIN_LOG_LEVEL": "2"}
+    path = os.pathsep.join(p for p in (str(src), os.environ.get("PYTHONPATH")) if p)
+    env = {**os.environ, "PYTHONPATH": path, "TF_CPP_MIN_LOG_LEVEL": "2"}
     cmd = [sys.executable, "-m", "pushgate", "evaluate", "--model", str(model)]
     cmd += ["--examples", str(examples), "--thresholds", str(thresholds), "--output", str(out)]
-    cmd += ["--json"]
+    cmd += ["--json", *extra]
     seconds, peak, stdout = measure(cmd, env)
     doc = json.loads(stdout)
     return {"seconds": seconds, "peak_rss": peak, "metrics": doc.get("candidate_metrics")}
@@ -168,6 +173,12 @@ def main() -> int:
     ap.add_argument("--old-src", type=Path, help="src/ of the pushgate to compare with")
     ap.add_argument("--tfma-python", help="a Python with TFX's TFMA: run it side by side")
     ap.add_argument("--tfma-workers", type=int, default=os.cpu_count() or 2)
+    ap.add_argument(
+        "--beam-workers",
+        type=int,
+        default=0,
+        help="also run `evaluate --runner beam` on DirectRunner with this many worker processes",
+    )
     args = ap.parse_args()
     from models import make_saved_model
 
@@ -190,6 +201,8 @@ def main() -> int:
                 contestants = [("new", ROOT / "src")]
                 if args.old_src is not None:
                     contestants.append(("old", args.old_src))
+                if args.beam_workers:
+                    contestants.append(("beam", ROOT / "src"))
                 if args.tfma_python and fmt == "tfrecord":
                     contestants.append(("tfma", Path("-")))
                 for name, src in contestants:
@@ -198,7 +211,21 @@ def main() -> int:
                             args.tfma_python, model, artifact, data / "tfma", args.tfma_workers
                         )
                     else:
-                        r = run_evaluate(src, model, examples, data / f"blessing-{name}-{fmt}")
+                        beam = (
+                            "--runner",
+                            "beam",
+                            "--beam-option",
+                            f"direct_num_workers={args.beam_workers}",
+                            "--beam-option",
+                            "direct_running_mode=multi_processing",
+                        )
+                        r = run_evaluate(
+                            src,
+                            model,
+                            examples,
+                            data / f"blessing-{name}-{fmt}",
+                            beam if name == "beam" else (),
+                        )
                     row = {"examples": n, "format": fmt, "pushgate": name, **r}
                     row["examples_per_s"] = n / float(r["seconds"])  # type: ignore[arg-type]
                     rows.append(row)

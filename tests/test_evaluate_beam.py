@@ -252,6 +252,12 @@ def test_a_malformed_beam_option_or_one_without_the_beam_runner_is_a_usage_error
         evaluate(
             EvaluateRequest(examples=data["csv"], runner="beam", beam_options=("=x",), **common)
         )
+    with pytest.raises(UsageError, match="no pipeline option direct_num_worker"):
+        evaluate(
+            EvaluateRequest(
+                examples=data["csv"], runner="beam", beam_options=("direct_num_worker=2",), **common
+            )
+        )
     with pytest.raises(UsageError, match="needs --runner beam"):
         evaluate(EvaluateRequest(examples=data["csv"], beam_options=("runner=X",), **common))
     assert not (tmp_path / "b").exists()

@@ -1,8 +1,9 @@
-"""``pushgate evaluate``: TFX's Evaluator verdict, without TFX, Beam or TFMA.
+"""``pushgate evaluate``: TFX's Evaluator verdict, without TFX or TFMA (Beam optional).
 
 The candidate's metrics come from a JSON file, or are computed by streaming labelled examples in
 batches through the model in its own runtime process (:mod:`pushgate.runtime.stream`) and
 accumulating :mod:`pushgate.metrics` as the scores come back: memory does not grow with the data.
+``runner="beam"`` runs the same steps as an Apache Beam pipeline (:mod:`pushgate.evaluator_beam`).
 The baseline is optional: a model, the newest published version at a pushgate destination, or a
 metrics file. :mod:`pushgate.thresholds` decides (TFMA's semantics), and the verdict is written as
 a ModelBlessing directory with ``evaluation.json`` and ``evaluation.txt`` beside the marker.
@@ -210,9 +211,14 @@ def _check_request(request: EvaluateRequest) -> None:
     if request.runner not in RUNNERS:
         raise UsageError(f"unknown --runner {request.runner!r}; use one of {', '.join(RUNNERS)}")
     if request.runner == "beam":
-        from pushgate.evaluator_beam import pipeline_flags  # no Beam: MissingDependencyError
+        from pushgate.evaluator_beam import pipeline_options  # no Beam: MissingDependencyError
 
-        pipeline_flags(request.beam_options)
+        pipeline_options(request.beam_options)
+        if request.python is not None:
+            raise UsageError(
+                "--python chooses the local runtime's Python; with --runner beam the model runs "
+                "in the Beam workers' own Python"
+            )
     elif request.beam_options:
         raise UsageError("--beam-option needs --runner beam")
     if request.task not in TASKS:

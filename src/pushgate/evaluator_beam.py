@@ -75,6 +75,26 @@ def pipeline_flags(options: Sequence[str]) -> list[str]:
     return flags
 
 
+def pipeline_options(options: Sequence[str]) -> Any:
+    """Beam's ``PipelineOptions`` for ``K=V`` options; an option Beam does not know is refused
+    (Beam would drop it with a warning, so a typo would silently run somewhere else)."""
+    opts = PipelineOptions(pipeline_flags(options))
+    logging.disable(logging.WARNING)
+    try:
+        unknown = sorted(
+            set(opts.get_all_options(retain_unknown_options=True)) - set(opts.get_all_options())
+        )
+    finally:
+        logging.disable(logging.NOTSET)
+    if unknown:
+        raise UsageError(
+            f"--beam-option: Beam has no pipeline option {', '.join(unknown)}; see "
+            "https://beam.apache.org/documentation/runners/ (e.g. runner, direct_num_workers, "
+            "direct_running_mode, project, temp_location)"
+        )
+    return opts
+
+
 def _read(shard: ExampleSource, batch_size: int) -> Iterator[tuple[str, int, Any, Any, Any]]:
     """One file's examples in batches: ``(source, start, rows, labels, serialized records)``."""
     try:
@@ -165,11 +185,13 @@ def _write_json(doc: dict[str, Any], path: str) -> None:
 
 
 def _shards(examples: ExampleSource) -> list[ExampleSource]:
+    """One source per file (absolute paths: workers need not share this process's directory)."""
     if examples.kind == "tfrecord":
         return [
-            dataclasses.replace(examples, files=(f,), source=str(f), path=f) for f in examples.files
+            dataclasses.replace(examples, files=(f.absolute(),), source=str(f), path=f.absolute())
+            for f in examples.files
         ]
-    return [examples]
+    return [dataclasses.replace(examples, path=examples.path.absolute())]
 
 
 def beam_metrics(
@@ -184,16 +206,16 @@ def beam_metrics(
     auc_exact_budget: int = AUC_EXACT_BUDGET,
 ) -> tuple[dict[str, float], str, int]:
     """Run the model over the examples as a Beam pipeline: ``(metrics, auc_method, examples)``."""
-    flags = pipeline_flags(options)
-    pipeline_options = PipelineOptions(flags)
-    temp = pipeline_options.get_all_options().get("temp_location")
+    beam_options = pipeline_options(options)
+    job = {**job, "model": str(Path(job["model"]).absolute())}
+    temp = beam_options.get_all_options().get("temp_location")
     with tempfile.TemporaryDirectory(prefix="pushgate-beam-") as local:
         # the result must be readable here: temp_location (gs://... on Dataflow) or a local dir
         out_dir = temp or local
         out = FileSystems.join(out_dir, f"pushgate-metrics-{uuid.uuid4().hex}.json")
         log = Path(local) / "beam.log"
         try:
-            with _stderr_to(log), beam.Pipeline(options=pipeline_options) as p:
+            with _stderr_to(log), beam.Pipeline(options=beam_options) as p:
                 _ = (
                     p
                     | "Files" >> beam.Create(_shards(examples))
@@ -269,4 +291,4 @@ def _pipeline_error(ref: ModelRef, e: Exception, log: Path) -> Exception:
     )
 
 
-__all__ = ["beam_metrics", "pipeline_flags"]
+__all__ = ["beam_metrics", "pipeline_flags", "pipeline_options"]
