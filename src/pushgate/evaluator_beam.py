@@ -52,7 +52,6 @@ finally:
 # An error raised inside a worker crosses the runner as text; this marker carries its kind back.
 _MARK = "pushgate-beam-error"
 _ERROR_RE = re.compile(rf"\[{_MARK} (\w+)\] (.*?)\[/{_MARK}\]", re.S)
-_KINDS: dict[str, type[Exception]] = {"InputError": InputError, "ValidationError": ValidationError}
 
 
 class _WorkerError(Exception):
