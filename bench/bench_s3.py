@@ -73,6 +73,16 @@ def make_tree(root: Path, size_mib: int) -> None:
         (root / "assets" / f"asset-{i:04d}.txt").write_bytes(os.urandom(2048))
 
 
+def make_small_files(root: Path, n: int) -> None:
+    root.mkdir(parents=True)
+    (root / "saved_model.pb").write_bytes(os.urandom(1024))
+    for i in range(n):
+        sub = root / "assets" / f"d{i // 1000:04d}"
+        if i % 1000 == 0:
+            sub.mkdir(parents=True)
+        (sub / f"f{i:07d}.bin").write_bytes(os.urandom(1024))
+
+
 def run(cmd: list[str], env: dict[str, str]) -> dict[str, float]:
     out = subprocess.run(cmd, env=env, capture_output=True, text=True)
     if out.returncode != 0:
@@ -84,6 +94,18 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--size-mib", type=int, default=1024)
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument(
+        "--small-files",
+        type=int,
+        default=0,
+        help="instead of the sized model: saved_model.pb + this many 1 KiB files",
+    )
+    ap.add_argument(
+        "--direct",
+        action="store_true",
+        help="also time pushgate with every file but the entry files uploaded straight into "
+        "<v>/ (PUSHGATE_S3_DIRECT=1: no staging copy; the entry files and the record last)",
+    )
     args = ap.parse_args()
     from servers import S3_KEY_ID, S3_REGION, S3_SECRET, free_port
 
@@ -124,14 +146,30 @@ def main() -> None:
     s5 = shutil.which("s5cmd", path=str(bindir)) or shutil.which("s5cmd")
     tmp = Path(tempfile.mkdtemp(prefix="pushgate-bench-"))
     model = tmp / "model"
-    make_tree(model, args.size_mib)
-    results: dict[str, list[dict[str, float]]] = {"pushgate": [], "awscli": [], "s5cmd": []}
+    if args.small_files:
+        make_small_files(model, args.small_files)
+    else:
+        make_tree(model, args.size_mib)
+    results: dict[str, list[dict[str, float]]] = {
+        "pushgate": [],
+        "pushgate_direct": [],
+        "awscli": [],
+        "s5cmd": [],
+    }
     try:
         for _ in range(args.rounds):
             dest = f"s3://{bucket}/bench-{uuid.uuid4().hex[:8]}"
             results["pushgate"].append(
                 run([sys.executable, "-c", PUSH_CHILD, str(model), dest], env)
             )
+            if args.direct:
+                dest = f"s3://{bucket}/direct-{uuid.uuid4().hex[:8]}"
+                results["pushgate_direct"].append(
+                    run(
+                        [sys.executable, "-c", PUSH_CHILD, str(model), dest],
+                        {**env, "PUSHGATE_S3_DIRECT": "1"},
+                    )
+                )
             if aws:
                 results["awscli"].append(
                     run(
@@ -179,6 +217,9 @@ def main() -> None:
 
     summary = {
         "size_mib": args.size_mib,
+        "small_files": args.small_files,
+        "pushgate_direct_total_s": med("pushgate_direct", "total_s"),
+        "pushgate_direct_upload_s": med("pushgate_direct", "upload_s"),
         "rounds": args.rounds,
         "pushgate_upload_s": med("pushgate", "upload_s"),
         "pushgate_total_s": med("pushgate", "total_s"),

@@ -41,10 +41,9 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections.abc import Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 from pushgate.artifact import utc_now
 from pushgate.errors import DestinationError, IntegrityError, PushgateError, UsageError
@@ -52,7 +51,7 @@ from pushgate.journal import Journal, dumps, who
 from pushgate.labels import labelled_versions
 from pushgate.lifecycle_common import check_version_arg, open_base, published_versions
 from pushgate.lifecycle_rollback import RollbackResult, rollback
-from pushgate.manifest import Manifest, hash_stream, hash_threads, workers
+from pushgate.manifest import Manifest, bounded_map, hash_threads, workers
 from pushgate.progress import Progress
 
 __all__ = [
@@ -259,8 +258,7 @@ def verify(
     def work(job: tuple[VersionCheck, str, int, str]) -> None:
         check, rel, size, expected = job
         try:
-            with dest.open_version_file(check.version, rel) as stream:
-                got = hash_stream(cast(Any, stream), progress.advance, size)
+            got = dest.hash_version_file(check.version, rel, size, progress.advance)
         except (OSError, PushgateError) as e:
             with lock:
                 check.errors.append(f"cannot read {rel}: {e}")
@@ -275,8 +273,8 @@ def verify(
         if jobs:
             # local files: one thread per core (CPU-bound); a bucket's: more (network-bound)
             threads = hash_threads() if dest.local else workers()
-            with ThreadPoolExecutor(max_workers=min(threads, len(jobs))) as pool:
-                list(pool.map(work, jobs))
+            for _ in bounded_map(work, jobs, min(threads, len(jobs)), cost=lambda j: j[2]):
+                pass
     finally:
         progress.finish()
     for check in report.versions:

@@ -18,11 +18,12 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol, TypeVar
 
 from pushgate.errors import IntegrityError
 
@@ -33,9 +34,8 @@ CHUNK = 4 * 1024 * 1024
 HASH_CHUNK = 1024 * 1024
 
 
-@dataclass(frozen=True)
-class FileEntry:
-    """One file of a manifest."""
+class FileEntry(NamedTuple):
+    """One file of a manifest (a tuple: a million of them must stay small in memory)."""
 
     path: str
     size: int
@@ -133,9 +133,33 @@ def hash_stream(
     return h.hexdigest()
 
 
-def hash_file(path: Path, on_bytes: Callable[[int], None] | None = None) -> str:
-    with open(path, "rb", buffering=0) as f:
-        return hash_stream(f, on_bytes, os.fstat(f.fileno()).st_size)
+#: files up to this size are hashed from ``os.read`` results: no file object, no buffer to fill
+SMALL_FILE = 1024 * 1024
+
+
+def hash_fd(fd: int, on_bytes: Callable[[int], None] | None = None, size: int = -1) -> str:
+    """sha256 hex of an open descriptor's content from where it stands (``size``: what the
+    caller expects, -1 when unknown). A small file costs two ``read`` calls and no Python file
+    object, which at 100,000 small files is most of the time; a big one streams through
+    :func:`hash_stream`."""
+    if size < 0 or size > SMALL_FILE:
+        with open(fd, "rb", buffering=0, closefd=False) as f:
+            return hash_stream(f, on_bytes, None if size < 0 else size)
+    h = hashlib.sha256()
+    while chunk := os.read(fd, size + 1 if size else 1):
+        h.update(chunk)
+        if on_bytes:
+            on_bytes(len(chunk))
+        size = HASH_CHUNK  # the file grew since its size was read: read on in big blocks
+    return h.hexdigest()
+
+
+def hash_file(path: Path | str, on_bytes: Callable[[int], None] | None = None) -> str:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        return hash_fd(fd, on_bytes, os.fstat(fd).st_size)
+    finally:
+        os.close(fd)
 
 
 def workers() -> int:
@@ -149,11 +173,72 @@ def hash_threads() -> int:
     return max(2, os.cpu_count() or 2)
 
 
+T = TypeVar("T")
+R = TypeVar("R")
+
+#: small items are handed to a worker in batches of up to this many bytes / items, so a model
+#: of 100,000 small files costs a few thousand thread handoffs, not 100,000
+BATCH_BYTES = 4 * 1024 * 1024
+BATCH_ITEMS = 128
+#: batches queued per worker thread: enough to keep every worker busy, few enough that memory
+#: does not grow with the number of files
+QUEUED_PER_WORKER = 2
+
+
+def _batches(items: Iterable[T], cost: Callable[[T], int] | None, most: int) -> Iterator[list[T]]:
+    batch: list[T] = []
+    size = 0
+    for item in items:
+        batch.append(item)
+        size += cost(item) if cost is not None else 0
+        if size >= BATCH_BYTES or len(batch) >= most:
+            yield batch
+            batch, size = [], 0
+    if batch:
+        yield batch
+
+
+def bounded_map(
+    fn: Callable[[T], R],
+    items: Iterable[T],
+    threads: int,
+    cost: Callable[[T], int] | None = None,
+    batch: int = BATCH_ITEMS,
+) -> Iterator[R]:
+    """``fn`` over ``items`` on ``threads`` threads, results in the order of ``items``.
+
+    Items are batched (by ``cost``, bytes, and count) and at most ``QUEUED_PER_WORKER`` batches
+    per thread are pending at once: memory stays flat in the number of items (a plain
+    ``pool.map`` makes one pending task per item up front), and small items do not each pay a
+    thread handoff (network-bound work passes a small ``batch``: there the handoff is cheap
+    next to a request, and big batches would leave threads idle at the end). The first error
+    is raised once the earlier results are out; work not yet started is then cancelled, as it
+    is when the caller stops iterating.
+    """
+
+    def run(part: list[T]) -> list[R]:
+        return [fn(item) for item in part]
+
+    batches = _batches(items, cost, batch)
+    if threads <= 1:
+        for part in batches:
+            yield from run(part)
+        return
+    pending: deque[Future[list[R]]] = deque()
+    pool = ThreadPoolExecutor(max_workers=threads)
+    try:
+        for part in batches:
+            pending.append(pool.submit(run, part))
+            if len(pending) >= threads * QUEUED_PER_WORKER:
+                yield from pending.popleft().result()
+        while pending:
+            yield from pending.popleft().result()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
 def hash_files(
     items: Iterable[tuple[str, Path]], on_bytes: Callable[[int], None] | None = None
 ) -> dict[str, str]:
     """sha256 of many files in parallel: ``{rel: hex}``."""
-    items = list(items)
-    with ThreadPoolExecutor(max_workers=hash_threads()) as pool:
-        digests = pool.map(lambda it: hash_file(it[1], on_bytes), items)
-        return {rel: d for (rel, _), d in zip(items, digests)}
+    return dict(bounded_map(lambda it: (it[0], hash_file(it[1], on_bytes)), items, hash_threads()))

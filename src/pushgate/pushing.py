@@ -14,7 +14,6 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Collection, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, suppress
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -37,7 +36,7 @@ from pushgate.gate import Decision, decide
 from pushgate.hook import HOOK_TIMEOUT_S
 from pushgate.journal import RECORD_SCHEMA, Journal, dumps, who
 from pushgate.location import check_push_locations
-from pushgate.manifest import Manifest, hash_file, hash_threads
+from pushgate.manifest import Manifest, bounded_map, hash_file, hash_threads
 from pushgate.progress import Progress
 from pushgate.pushed_model import check_pushed_model, write_pushed_model
 from pushgate.remote import is_url
@@ -221,8 +220,8 @@ class _SourceHashes:
         ordered = sorted(self.files, key=lambda f: -f.size)
         self.progress.start("checking", sum(f.size for f in ordered))
         try:
-            with ThreadPoolExecutor(max_workers=min(hash_threads(), len(ordered))) as pool:
-                return all(list(pool.map(check, ordered)))
+            # all() stops at the first mismatch; bounded_map then cancels the work not started
+            return all(bounded_map(check, ordered, hash_threads(), cost=lambda f: f.size))
         finally:
             self.progress.finish()
 

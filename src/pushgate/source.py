@@ -21,6 +21,7 @@ import os
 import stat
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import NamedTuple
 
 from pushgate.errors import DestinationError, InputError
 from pushgate.layout import SERVER_WRITTEN_DIRS
@@ -32,12 +33,12 @@ SERVING_MODEL_DIR = "serving_model_dir"
 STAMPED_MODEL = "stamped_model"
 
 
-@dataclass(frozen=True)
-class SourceFile:
-    """One regular file of the model: its path inside the model and where to read it."""
+class SourceFile(NamedTuple):
+    """One regular file of the model: its path inside the model and where to read it (a tuple
+    holding a string, not a ``Path``: a model of a million files lists a million of them)."""
 
     rel: str
-    abspath: Path
+    abspath: str | Path
     size: int
 
     def entry(self, copied: int, sha256: str) -> FileEntry:
@@ -188,9 +189,17 @@ def list_tree(root: Path) -> ModelTree:
         if not entries and rel:
             empty.append(rel.rstrip("/"))
         for entry in entries:
-            path = Path(entry.path)
             child_rel = f"{rel}{entry.name}"
             target: Path | None = None
+            if not entry.is_symlink():  # the common case, from scandir's own data: no Path
+                try:
+                    st = entry.stat()
+                except OSError as e:
+                    raise InputError(f"cannot stat {entry.path}: {e.strerror}") from e
+                if stat.S_ISREG(st.st_mode):
+                    files.append(SourceFile(child_rel, entry.path, st.st_size))
+                    continue
+            path = Path(entry.path)
             if entry.is_symlink():
                 try:
                     target = path.resolve(strict=True)
@@ -223,7 +232,7 @@ def list_tree(root: Path) -> ModelTree:
                     )
                 walk(path, child_rel + "/", (*ancestors, real))
             elif stat.S_ISREG(st.st_mode):
-                files.append(SourceFile(child_rel, path, st.st_size))
+                files.append(SourceFile(child_rel, str(path), st.st_size))
             else:
                 raise InputError(f"not a regular file inside the model: {path}")
 

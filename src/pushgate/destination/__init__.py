@@ -1,14 +1,18 @@
 """Destinations, chosen by URL scheme in one registry and imported lazily.
 
-=====================  ==================================================  =========
-scheme                 implementation                                      extra
-=====================  ==================================================  =========
+=====================  ====================================================  =========
+scheme                 implementation                                        extra
+=====================  ====================================================  =========
 (a path), ``file://``  :class:`pushgate.destination.local.LocalDestination`  —
-``s3://``              :mod:`pushgate.destination.objectstore` (obstore)     ``s3``
-``gs://``              :mod:`pushgate.destination.objectstore` (GCS JSON)    ``gcs``
-``az://``/``abfs://``  :mod:`pushgate.destination.objectstore` (obstore)     ``azure``
-``memory://``          :mod:`pushgate.destination.objectstore` (obstore)     ``cloud``
-=====================  ==================================================  =========
+``s3://``              :mod:`pushgate.destination.bucket` + ``stores.obstore_store``  ``s3``
+``gs://``              :mod:`pushgate.destination.bucket` + ``stores.gcs``    ``gcs``
+``az://``/``abfs://``  :mod:`pushgate.destination.bucket` + ``stores.obstore_store``  ``azure``
+``memory://``          :mod:`pushgate.destination.bucket` + ``stores.obstore_store``  ``cloud``
+=====================  ====================================================  =========
+
+The bucket protocol (:mod:`pushgate.destination.bucket`) is one for every object store; the
+adapters under :mod:`pushgate.destination.stores` each speak one service, and
+:mod:`pushgate.destination.stores.options` parses the URLs and credentials they share.
 """
 
 from __future__ import annotations
@@ -22,11 +26,11 @@ from pushgate.errors import DestinationInputError, MissingDependencyError
 #: scheme -> (module, factory name, extra)
 REGISTRY: dict[str, tuple[str, str, str]] = {
     "file": ("pushgate.destination.local", "LocalDestination", ""),
-    "s3": ("pushgate.destination.objectstore", "ObjectStoreDestination", "s3"),
-    "gs": ("pushgate.destination.objectstore", "ObjectStoreDestination", "gcs"),
-    "az": ("pushgate.destination.objectstore", "ObjectStoreDestination", "azure"),
-    "abfs": ("pushgate.destination.objectstore", "ObjectStoreDestination", "azure"),
-    "memory": ("pushgate.destination.objectstore", "ObjectStoreDestination", "cloud"),
+    "s3": ("pushgate.destination.bucket", "ObjectStoreDestination", "s3"),
+    "gs": ("pushgate.destination.bucket", "ObjectStoreDestination", "gcs"),
+    "az": ("pushgate.destination.bucket", "ObjectStoreDestination", "azure"),
+    "abfs": ("pushgate.destination.bucket", "ObjectStoreDestination", "azure"),
+    "memory": ("pushgate.destination.bucket", "ObjectStoreDestination", "cloud"),
 }
 
 

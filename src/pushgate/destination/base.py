@@ -25,9 +25,9 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import Any, BinaryIO, cast
 
-from pushgate.manifest import Manifest
+from pushgate.manifest import Manifest, hash_stream
 from pushgate.source import SourceFile
 
 META = ".pushgate"
@@ -69,6 +69,8 @@ class Staged:
 
     token: str
     manifest: Manifest
+    #: paths already written straight into ``<BASE>/<version>/`` (object stores), not staged
+    direct: frozenset[str] = frozenset()
 
 
 class Destination(ABC):
@@ -107,6 +109,13 @@ class Destination(ABC):
     @abstractmethod
     def open_version_file(self, version: str, rel: str) -> BinaryIO:
         """A binary stream of one file of a version (for verify and downloads)."""
+
+    def hash_version_file(
+        self, version: str, rel: str, size: int, progress: ProgressFn | None = None
+    ) -> str:
+        """sha256 hex of one file of a version (``size``: the recorded size, a read hint)."""
+        with self.open_version_file(version, rel) as stream:
+            return hash_stream(cast(Any, stream), progress, size)
 
     def missing_dirs(self, version: str, dirs: Sequence[str]) -> list[str]:
         """Which of a version's recorded empty ``dirs`` are not directories on the store (none

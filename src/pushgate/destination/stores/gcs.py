@@ -25,7 +25,7 @@ metadata server on GCE/GKE/Cloud Run) or from ``service_account_path`` / ``servi
 talks to an emulator without credentials. Requests are retried with exponential backoff and
 jitter on 408, 429, 5xx and dropped connections, like obstore's own retries.
 
-The store presents the same small interface as :class:`pushgate.destination.objectstore.Obstore`.
+The store presents the :class:`pushgate.destination.stores.base.Store` interface.
 """
 
 from __future__ import annotations
