@@ -5,7 +5,10 @@ pushgate keeps everything of its own under ``<BASE>/.pushgate/`` (never numeric,
 
 - ``claims/<version>.json``  create-only: owning a claim is owning that version number
 - ``records/<version>.json`` the journal record of a published version
-- ``events/<time>-<id>.json`` one lifecycle event (push, rollback, prune, pin, hook ...)
+- ``index.json``              what is published now, summarised (see pushgate.journal_index)
+- ``log/<day>/<time>-<id>.json`` one lifecycle event (push, rollback, prune, pin, hook ...);
+  ``events/<time>-<id>.json`` in journals of pushgate 0.x
+- ``gone/<version>.json``     a tombstone per pruned version
 - ``pins/<version>``          versions prune must keep
 - ``removing/<version>.json`` a removal under way (written before the removal starts)
 - ``labels/<name>.json``      where each label (stable, canary ...) points
@@ -22,7 +25,7 @@ from __future__ import annotations
 import contextlib
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import BinaryIO
@@ -128,6 +131,12 @@ class Destination(ABC):
     @abstractmethod
     def list_meta(self, prefix: str) -> list[str]:
         """Keys (relative to ``.pushgate/``) under a prefix like ``records/``, sorted."""
+
+    def iter_meta(self, prefix: str) -> Iterator[str]:
+        """Every key under a prefix, at any depth, in ascending order, produced lazily (a bucket
+        lists a page at a time; a directory tree is walked one directory at a time), so a caller
+        that stops early reads about as much as it used. This default lists one level."""
+        yield from self.list_meta(prefix)
 
     @abstractmethod
     def delete_meta(self, key: str) -> None:
