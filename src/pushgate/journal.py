@@ -41,6 +41,7 @@ its process is gone (same host) or it is older than ``INTENT_TTL``; a ``removing
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import json
 import os
@@ -50,6 +51,7 @@ import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from typing import Any
 
 from pushgate import journal_index
@@ -83,6 +85,11 @@ def who() -> dict[str, str]:
     except Exception:  # no passwd entry in some containers
         user = str(os.getuid())
     return {"user": user, "host": socket.gethostname()}
+
+
+def utc_iso(seconds: float) -> str:
+    """``seconds`` since the epoch in :func:`utc_now`'s format (so the two compare as text)."""
+    return datetime.fromtimestamp(seconds, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def dumps(doc: dict[str, Any]) -> bytes:
@@ -220,9 +227,7 @@ class Journal:
         self.dest.write_meta(key, dumps(doc), durable=flush)
         return doc
 
-    def _parse_events(
-        self, found: list[tuple[str, bytes]], damaged: bool
-    ) -> list[dict[str, Any]]:
+    def _parse_events(self, found: list[tuple[str, bytes]], damaged: bool) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []
         for key, raw in found:
             try:
@@ -446,6 +451,87 @@ class Journal:
         (claims may be higher: a claim is create-only, so those are refused, never reused)."""
         index, _ = journal_index.parse(self.dest.read_meta(journal_index.INDEX_KEY))
         return max(index.high_water if index else 0, journal_index.stored_high_water(self))
+
+    # -- retention ----------------------------------------------------------------------------
+    def expire(self, days: float) -> dict[str, int]:
+        """Delete the history of versions that are gone (pruned; withdrawn ones are kept) for
+        longer than ``days``: their records, tombstones and claims, and every event older than
+        ``days`` that is not about a version still listed. The high-water mark of numbers is
+        stored first, so no number is ever handed out again. Returns counts of what was deleted.
+        Reads the whole history (it is what it trims): run it now and then, not on every push."""
+        cutoff = utc_iso(time.time() - days * 86400)
+        done = {"records": 0, "events": 0, "claims": 0}
+        with self.dest.lifecycle_lock():
+            on_store = set(self.dest.numeric_children())
+            index = self.index(on_store)
+            keep = on_store | set(index.versions) | set(self.removals())
+            claims = [str(c) for c in self.claimed()]
+            recorded = [_name(k) for k in self.dest.list_meta("records/") if _name(k)]
+            high = max(
+                [index.high_water, journal_index.stored_high_water(self)]
+                + [int(v) for v in [*claims, *recorded, *on_store]],
+                default=0,
+            )
+            mark = {"schema": "pushgate.high_water/v1", "high_water": high, "at": utc_now()}
+            self.dest.write_meta(journal_index.HIGH_WATER_KEY, dumps(mark))
+            index.high_water, index.dirty = high, True
+            self.dest.write_meta(journal_index.INDEX_KEY, index.to_bytes())
+
+            # when each gone version went: its tombstone, else 0.x's prune event
+            gone_at: dict[str, str] = {}
+            legacy = self._read_all(self.dest.list_meta(LEGACY_EVENTS))
+            for e in self._parse_events(legacy, False):
+                if e.get("event") == "prune":
+                    for v in e.get("removed", []) or []:
+                        gone_at[str(v)] = str(e.get("at", ""))
+            for key, raw in self._read_all(self.dest.list_meta(GONE)):
+                with contextlib.suppress(DestinationError):
+                    gone_at[_name(key)] = str(_loads(raw, key).get("at", ""))
+
+            def about_kept(e: dict[str, Any]) -> bool:
+                named = {str(e.get("version") or "")} | {str(v) for v in e.get("removed") or []}
+                return bool(named & keep)
+
+            # events: 0.x's by their time, today's by whole day shards older than the cutoff
+            cutoff_day = f"{99999999 - int(cutoff[:10].replace('-', '')):08d}"
+            doomed: list[str] = []
+            for key, raw in legacy:
+                with contextlib.suppress(DestinationError):
+                    e = _loads(raw, key)
+                    if str(e.get("at", "")) < cutoff and not about_kept(e):
+                        doomed.append(key)
+            for key in self.dest.iter_meta(EVENTS):
+                day = key.split("/")[1] if key.count("/") == 2 else ""
+                if not day or day <= cutoff_day:
+                    continue  # inverted: a larger name is an older day; the cutoff's day stays
+                body = self.dest.read_meta(key)
+                try:
+                    e = _loads(body, key) if body is not None else {}
+                except DestinationError:
+                    e = {}
+                if not about_kept(e):
+                    doomed.append(key)
+            for key in doomed:
+                self.dest.delete_meta(key)
+            done["events"] = len(doomed)
+
+            for v in sorted(set(recorded) - keep, key=int):
+                if v in gone_at and gone_at[v] and gone_at[v] < cutoff:
+                    self.dest.delete_meta(f"records/{v}.json")
+                    self.dest.delete_meta(f"claims/{v}.json")
+                    self.dest.delete_meta(f"{GONE}{v}.json")
+                    done["records"] += 1
+                    done["claims"] += 1
+            for v in sorted(set(claims) - keep - set(recorded), key=int):
+                claim = self.dest.read_meta(f"claims/{v}.json")  # a number a dead push burned
+                try:
+                    at = str(_loads(claim, v).get("at", "")) if claim is not None else ""
+                except DestinationError:
+                    at = ""
+                if at and at < cutoff:
+                    self.dest.delete_meta(f"claims/{v}.json")
+                    done["claims"] += 1
+        return done
 
     # -- views --------------------------------------------------------------------------------
     def versions(self) -> list[VersionInfo]:

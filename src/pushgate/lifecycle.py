@@ -296,6 +296,8 @@ class PruneResult:
     busy: list[str] = field(default_factory=list)
     recovered: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    #: with ``expire_history``: how many records, claims and events were deleted
+    expired: dict[str, int] | None = None
 
     @property
     def ok(self) -> bool:
@@ -313,6 +315,7 @@ class PruneResult:
             "busy": self.busy,
             "recovered": self.recovered,
             "errors": self.errors,
+            "expired": self.expired,
         }
 
 
@@ -321,6 +324,7 @@ def prune(
     keep: int,
     dry_run: bool = False,
     storage_options: Mapping[str, str] | None = None,
+    expire_history: float | None = None,
 ) -> PruneResult:
     """Remove all but the newest ``keep`` published versions, oldest first.
 
@@ -329,9 +333,14 @@ def prune(
     (:meth:`Journal.recover`). Each removal records its intent before it starts, makes the version
     invisible to servers, deletes it, and writes a ``prune`` event (``removed``: ``[version]``);
     a prune killed part way is finished by the next push, rollback, prune or pin. The records of
-    removed versions are kept. Each removal costs a few small reads and writes, independent of
-    how many versions BASE holds.
+    removed versions are kept, unless ``expire_history`` (days) is given: then the records,
+    claims and events of versions gone for longer than that are deleted
+    (:meth:`Journal.expire`; numbers stay burned by the high-water mark). Each removal costs a
+    few small reads and writes, independent of how many versions BASE holds, and the index is
+    written once for the whole prune.
     """
+    if expire_history is not None and not expire_history >= 0:
+        raise UsageError(f"--expire-history must be a number of days >= 0 (got {expire_history})")
     if isinstance(keep, bool) or not isinstance(keep, int) or keep < 1:
         raise UsageError(
             f"--keep must be a whole number of at least 1 (got {keep!r}); "
@@ -364,7 +373,7 @@ def prune(
     if dry_run:
         result.removed = candidates
         return result
-    if not candidates:
+    if not candidates and expire_history is None:
         return result  # nothing to write: a BASE that is not pushgate's gets no .pushgate/
     if not pending:
         dest.check_writable()
@@ -388,6 +397,8 @@ def prune(
     # tells readers it is gone (pushgate.journal_index)
     with contextlib.suppress(PushgateError):
         journal.save_index()
+    if expire_history is not None and not result.errors:
+        result.expired = journal.expire(expire_history)
     return result
 
 
