@@ -502,13 +502,15 @@ class Journal:
                         doomed.append(key)
             for key in self.dest.iter_meta(EVENTS):
                 day = key.split("/")[1] if key.count("/") == 2 else ""
-                if not day or day <= cutoff_day:
-                    continue  # inverted: a larger name is an older day; the cutoff's day stays
+                if not day or day < cutoff_day:
+                    continue  # inverted names: a smaller one is a newer day than the cutoff's
                 body = self.dest.read_meta(key)
                 try:
                     e = _loads(body, key) if body is not None else {}
                 except DestinationError:
                     e = {}
+                if day == cutoff_day and str(e.get("at", "")) >= cutoff:
+                    continue
                 if not about_kept(e):
                     doomed.append(key)
             for key in doomed:
