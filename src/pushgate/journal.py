@@ -418,15 +418,24 @@ class Journal:
         """The events pushgate 0.x wrote (``events/``), oldest first."""
         return self._parse_events(self._read_all(self.dest.list_meta(LEGACY_EVENTS)), False)
 
-    def index(self, on_store: set[str] | None = None) -> Index:
+    def index(
+        self, on_store: set[str] | None = None, known: dict[str, dict[str, Any]] | None = None
+    ) -> Index:
         """What is published now (see :mod:`pushgate.journal_index`), checked against the store's
         listing. Reads the index and the listing; rebuilds from every record only when the index
-        is missing or damaged. Writes nothing."""
+        is missing or damaged. ``known``: records in hand (just published), not read again.
+        Writes nothing."""
         if on_store is None:
             on_store = set(self.dest.numeric_children())
         index, why = journal_index.parse(self.dest.read_meta(journal_index.INDEX_KEY))
         if index is None:
             index = journal_index.rebuild(self, on_store, str(why))
+        for name, record in (known or {}).items():
+            entry = journal_index.summary(record)
+            if index.versions.get(name) != entry or index.high_water < int(name):
+                index.versions[name] = entry
+                index.high_water = max(index.high_water, int(name))
+                index.dirty = True
         journal_index.reconcile(self, index, on_store)
         return index
 
@@ -434,13 +443,7 @@ class Journal:
         """Store the reconciled index, with the records of versions just ``published`` added.
         On local disk under the lifecycle lock (never call this while holding it)."""
         with self.dest.lifecycle_lock():
-            index = self.index()
-            for name, record in (published or {}).items():
-                entry = journal_index.summary(record)
-                if index.versions.get(name) != entry or index.high_water < int(name):
-                    index.versions[name] = entry
-                    index.high_water = max(index.high_water, int(name))
-                    index.dirty = True
+            index = self.index(known=published)
             if index.dirty:
                 self.dest.write_meta(journal_index.INDEX_KEY, index.to_bytes())
                 index.dirty = False
