@@ -66,8 +66,12 @@ class Bench:
         return make_model(self.work / f"model-{self.seed}", self.seed)
 
     def cli(self, *argv: str) -> tuple[float, int, str]:
-        """Run pushgate; ``(seconds, peak RSS in KiB, stdout)``."""
+        """Run pushgate; ``(seconds, peak RSS in KiB, stdout)``. The RSS comes from GNU time
+        around the command: ``wait4`` on a child of this (large) process would count the
+        pages the child shared with it before its exec."""
         cmd = [sys.executable, "-m", "pushgate", *argv]
+        if os.path.exists("/usr/bin/time"):
+            cmd = ["/usr/bin/time", "-f", "PEAK-RSS-KIB %M", *cmd]
         with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
             t0 = time.perf_counter()
             proc = subprocess.Popen(cmd, stdout=out, stderr=err, env=self.env)
@@ -79,7 +83,8 @@ class Bench:
             text, errors = out.read().decode(), err.read().decode()
         if proc.returncode != 0:
             raise SystemExit(f"{' '.join(argv)} failed ({proc.returncode}): {errors.strip()}")
-        return took, usage.ru_maxrss, text
+        peak = [ln for ln in errors.splitlines() if ln.startswith("PEAK-RSS-KIB ")]
+        return took, int(peak[-1].split()[1]) if peak else usage.ru_maxrss, text
 
     # -- growing -------------------------------------------------------------------------------
     def grow_real(self, n: int) -> None:
@@ -198,6 +203,7 @@ def measure(b: Bench, rounds: int) -> dict[str, float]:
         b.cli("prune", b.base, "--keep", str(PUBLISHED), *b.args())
     res = {k: median(v) for k, v in out.items()}
     res["versions peak RSS MiB"] = max(rss) / 1024
+    print(f"  versions peak RSS per round (MiB): {[round(r / 1024) for r in rss]}", flush=True)
     return res
 
 
