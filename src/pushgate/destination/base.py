@@ -14,7 +14,7 @@ pushgate keeps everything of its own under ``<BASE>/.pushgate/`` (never numeric,
 - ``labels/<name>.json``      where each label (stable, canary ...) points
 - ``staging/<id>/``           copies being made; never served, removed when stale
 - ``pending-events/<v>.json`` the journal event of a version being published, until it is in
-  ``events/`` (recovery writes the ones a failure or a kill left)
+  the event log (recovery writes the ones a failure or a kill left)
 
 The destination owns the commit protocol: ``publish`` makes a staged copy visible as a version
 and writes its record in the order that keeps the store true on a crash at any instant.
