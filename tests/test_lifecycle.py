@@ -21,7 +21,7 @@ import pushgate
 import servers
 from conftest import blessing, cli, cli_json, make_model_dir
 from pushgate.destination import open_destination
-from pushgate.journal import Journal
+from pushgate.journal import Journal, event_key
 from pushgate.progress import Progress
 from servers import StoreURL
 
@@ -932,8 +932,9 @@ def test_a_damaged_event_file_is_reported_by_name_and_the_rest_still_shown(
 ) -> None:
     v1, v2 = push_models(store, tmp_path, 2)
     pushgate.prune(store.base, 1, storage_options=store.options)
-    bad = ".pushgate/events/20200101T000000000000Z-0123456789ab.json"
+    bad = ".pushgate/" + event_key("2020-01-01T00:00:00.000000Z", "0123456789ab")
     if store.kind == "local":
+        (Path(store.base) / bad).parent.mkdir(parents=True, exist_ok=True)
         (Path(store.base) / bad).write_bytes(b"{not json\xff")
     else:
         client, bucket, prefix = store._s3()
@@ -954,7 +955,7 @@ def test_a_damaged_event_file_is_reported_by_name_and_the_rest_still_shown(
     assert out["journal_errors"] and bad in out["journal_errors"][0]
     assert all(c["ok"] for c in out["versions"])  # the versions themselves are fine
     code, out = cli_json("versions", store.base, *store.cli_args())
-    assert code == 0 and {i["version"]: i["notes"] for i in out["versions"]}[v1] == ["pruned"]
+    assert code == 0 and v1 not in {i["version"] for i in out["versions"]}  # pruned: not listed
 
 
 # -- special files planted in a version (issue 9 item 15) ---------------------------------------

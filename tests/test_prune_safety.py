@@ -227,7 +227,15 @@ def test_a_killed_prune_is_finished_by_the_next_one_and_every_view_agrees(
 
     # What the kill left: an intent still deciding (nothing removed yet) or decided (the version
     # partly or wholly removed, its event perhaps written).
-    left = {k: json.loads(base.read_meta(k))["phase"] for k in base.meta_keys("removing/")}
+    # (A kill between the intent's create-only open and its write leaves it empty: the journal
+    # reads that as "damaged", which recovery drops, keeping the version.)
+    def phase(raw: bytes) -> str:
+        try:
+            return str(json.loads(raw)["phase"])
+        except ValueError:
+            return "damaged"
+
+    left = {k: phase(base.read_meta(k)) for k in base.meta_keys("removing/")}
     assert left, "the kill left no removal unfinished: the moment was missed"
 
     # The next prune finishes (or, undecided, drops) the interrupted removal, then does its own.
@@ -242,11 +250,11 @@ def test_a_killed_prune_is_finished_by_the_next_one_and_every_view_agrees(
     if local:
         assert not any((Path(base.base) / ".pushgate" / "trash").iterdir())
 
-    # versions, verify and history agree: each old version was pruned, exactly once.
+    # versions, verify and history agree: each old version was pruned, exactly once (versions
+    # lists what is published: a pruned version is not listed, nor "recorded but missing").
     code, listed = base.json("versions", base.base)
     by_version = {v["version"]: v for v in listed["versions"]}
-    for v in old:
-        assert by_version[v]["exists"] is False and by_version[v]["notes"] == ["pruned"], v
+    assert not set(old) & set(by_version), listed
     assert by_version[newest]["serving"] is True
     code, report = base.json("verify", base.base)
     assert code == 0 and report["ok"] and report["removing"] == [], report

@@ -1,11 +1,18 @@
 """The journal: pushgate's records inside the destination (``<BASE>/.pushgate/``).
 
-One record per published version (``records/<v>.json``), one event per lifecycle action
-(``events/<utc-time>-<id>.json``), one claim per number ever handed out (``claims/<v>.json``), one
-marker per pinned version (``pins/<v>``) and one intent per removal under way
-(``removing/<v>.json``). All JSON is versioned (``schema``) and readable by a human. Every later
-command (versions, verify, rollback, prune, history) reads only this, so any machine that can read
-BASE can answer "what is deployed here, from what, approved by whom".
+One record per published version (``records/<v>.json``: provenance and manifest, written once,
+compact JSON), one event per lifecycle action (``log/<day>/<time>-<id>.json``, both inverted so
+that a store's ascending listing yields the newest first; journals of pushgate 0.x hold theirs
+under ``events/<utc-time>-<id>.json``, still read), one claim per number ever handed out
+(``claims/<v>.json``), one marker per pinned version (``pins/<v>``), one intent per removal under
+way (``removing/<v>.json``) and one tombstone per pruned version (``gone/<v>.json``). All JSON is
+versioned (``schema``). Every later command (versions, verify, rollback, prune, history) reads
+only this, so any machine that can read BASE can answer "what is deployed here, from what,
+approved by whom".
+
+What is published now is summarised in one compacted document, ``index.json`` (see
+:mod:`pushgate.journal_index`), so ``versions``, ``rollback``, ``prune`` and ``push`` read a
+few small documents whatever the length of the history; ``history --limit K`` reads K events.
 
 Removing a version (:meth:`Journal.remove`), and why pin and prune cannot both win
 ---------------------------------------------------------------------------------
@@ -34,6 +41,7 @@ its process is gone (same host) or it is older than ``INTENT_TTL``; a ``removing
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import json
 import os
@@ -43,17 +51,29 @@ import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from typing import Any
 
+from pushgate import journal_index
 from pushgate.artifact import utc_now
 from pushgate.destination.base import Destination, is_version_name
 from pushgate.errors import DestinationError, PushgateError
+from pushgate.journal_index import Index
 from pushgate.secrets import scrub_json
 
 RECORD_SCHEMA = "pushgate.record/v1"
 EVENT_SCHEMA = "pushgate.event/v1"
 REMOVAL_SCHEMA = "pushgate.removal/v1"
-EVENT_KEY = re.compile(r"events/[0-9TZ]+-[0-9a-f]{12}\.json")
+TOMBSTONE_SCHEMA = "pushgate.gone/v1"
+#: an event's key: today's (``log/<inverted day>/<inverted time>-<id>.json``) or 0.x's (``events/``)
+EVENT_KEY = re.compile(r"(?:events/[0-9TZ]+|log/[0-9]{8}/[0-9]{20})-[0-9a-f]{12}\.json")
+#: events written by pushgate 0.x (time-ascending names, one flat prefix)
+LEGACY_EVENTS = "events/"
+#: events written now: day shards, names inverted so that ascending order is newest first
+EVENTS = "log/"
+#: one tombstone per version a prune removed (what lets a stale index entry be told from damage)
+GONE = "gone/"
+WITHDRAWN = "withdrawals/"
 #: seconds after which a ``deciding`` removal intent of a process on another host counts as dead
 INTENT_TTL = float(os.environ.get("PUSHGATE_INTENT_TTL", "120"))
 
@@ -67,8 +87,27 @@ def who() -> dict[str, str]:
     return {"user": user, "host": socket.gethostname()}
 
 
+def utc_iso(seconds: float) -> str:
+    """``seconds`` since the epoch in :func:`utc_now`'s format (so the two compare as text)."""
+    return datetime.fromtimestamp(seconds, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
 def dumps(doc: dict[str, Any]) -> bytes:
     return (json.dumps(doc, indent=2, sort_keys=True) + "\n").encode()
+
+
+def dumps_compact(doc: dict[str, Any]) -> bytes:
+    """JSON without indentation: for records (their manifest lists every file) and the index."""
+    return (json.dumps(doc, separators=(",", ":"), sort_keys=True) + "\n").encode()
+
+
+def event_key(at: str, suffix: str) -> str:
+    """The key of an event written at ``at`` (an ISO UTC time): day shard and time inverted, so
+    that a listing in ascending order (what every store gives) starts at the newest event."""
+    digits = re.sub(r"[^0-9]", "", at)[:20].ljust(20, "0")
+    day = f"{99999999 - int(digits[:8]):08d}"
+    stamp = f"{10**20 - 1 - int(digits):020d}"
+    return f"{EVENTS}{day}/{stamp}-{suffix}.json"
 
 
 def _name(key: str, suffix: str = ".json") -> str:
@@ -156,12 +195,17 @@ class Journal:
     def _read_all(self, keys: list[str]) -> list[tuple[str, bytes]]:
         """``(key, content)`` of many small documents, read in parallel: on a bucket each read is
         a round trip, so hundreds of records read one by one would take seconds."""
-        if len(keys) < 4:
+        if len(keys) < 4 or self.dest.local:  # local reads: threads only add overhead
             found = [(k, self.dest.read_meta(k)) for k in keys]
         else:
             with ThreadPoolExecutor(max_workers=min(32, len(keys))) as pool:
                 found = list(zip(keys, pool.map(self.dest.read_meta, keys)))
         return [(k, raw) for k, raw in found if raw is not None]
+
+    def records_of(self, names: list[str]) -> dict[str, dict[str, Any]]:
+        """The whole records of some versions (those that have one), read in parallel."""
+        keys = [f"records/{n}.json" for n in names]
+        return {_name(key): _loads(raw, key) for key, raw in self._read_all(keys)}
 
     def records(self) -> dict[str, dict[str, Any]]:
         keys = [k for k in self.dest.list_meta("records/") if _name(k)]
@@ -174,8 +218,7 @@ class Journal:
         at = utc_now()
         # events carry free text (reasons, errors, hook output): no secret is written to them
         doc = scrub_json({"schema": EVENT_SCHEMA, "event": kind, "at": at, **who(), **fields})
-        stamp = at.replace(":", "").replace("-", "").replace(".", "")
-        return f"events/{stamp}-{uuid.uuid4().hex[:12]}.json", doc
+        return event_key(at, uuid.uuid4().hex[:12]), doc
 
     def event(self, kind: str, *, flush: bool = True, **fields: Any) -> dict[str, Any]:
         """Append an audit event. ``flush=False`` skips the disk flush, for events that record
@@ -184,19 +227,46 @@ class Journal:
         self.dest.write_meta(key, dumps(doc), durable=flush)
         return doc
 
-    def events(self, *, damaged: bool = False) -> list[dict[str, Any]]:
-        """Every event, oldest first (their keys sort by time). An event file that is not a
-        JSON object is skipped, or with ``damaged`` given in its place as
-        ``{"event": "damaged", "file": <its path>, "error": <why>}``: one bad file must not hide
-        the rest of the trail."""
+    def _parse_events(self, found: list[tuple[str, bytes]], damaged: bool) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []
-        for key, raw in self._read_all(self.dest.list_meta("events/")):
+        for key, raw in found:
             try:
                 out.append(_loads(raw, key))
             except DestinationError as e:
                 if damaged:
                     out.append({"event": "damaged", "file": self.where(key), "error": str(e)})
         return out
+
+    def recent_events(
+        self, limit: int | None = None, *, damaged: bool = False
+    ) -> list[dict[str, Any]]:
+        """The newest ``limit`` events (all without it), newest first. Today's events are listed
+        lazily, newest first, so this reads about ``limit`` keys whatever the history's length;
+        0.x's (``events/``, all older) are read only when the newer ones are fewer than
+        ``limit``. An event file that is not a JSON object is skipped, or with ``damaged`` given
+        in its place as ``{"event": "damaged", "file": <its path>, "error": <why>}``: one bad
+        file must not hide the rest of the trail."""
+        out: list[dict[str, Any]] = []
+        batch: list[str] = []
+        size = 64 if limit is None else min(max(limit, 1), 256)
+        for key in self.dest.iter_meta(EVENTS):
+            if not EVENT_KEY.fullmatch(key):
+                continue
+            batch.append(key)
+            if len(batch) >= size:
+                out += self._parse_events(self._read_all(batch), damaged)
+                batch = []
+                if limit is not None and len(out) >= limit:
+                    return out[:limit]
+        out += self._parse_events(self._read_all(batch), damaged)
+        if limit is None or len(out) < limit:
+            legacy = list(reversed(self.dest.list_meta(LEGACY_EVENTS)))
+            out += self._parse_events(self._read_all(legacy), damaged)
+        return out if limit is None else out[:limit]
+
+    def events(self, *, damaged: bool = False) -> list[dict[str, Any]]:
+        """Every event, oldest first (reads them all: for audits and rebuilding the index)."""
+        return list(reversed(self.recent_events(damaged=damaged)))
 
     def where(self, key: str) -> str:
         """The full location of a journal key, for messages."""
@@ -287,6 +357,10 @@ class Journal:
             if recovered:
                 event = {**event, "finished_by_recovery": True}
             self.dest.write_meta(event_key, dumps(event))
+        # the tombstone tells an index entry of a pruned version from damage (journal_index)
+        tomb = {"schema": TOMBSTONE_SCHEMA, "version": version, "why": "prune"}
+        tomb |= {"event": event_key, "at": event.get("at") or utc_now()}
+        self.dest.write_meta(f"{GONE}{version}.json", dumps(tomb))
         if recovered:  # a pin killed while it failed on this intent may have left its pin
             self.dest.delete_meta(f"pins/{version}")
         self.dest.delete_meta(f"removing/{version}.json")
@@ -339,27 +413,145 @@ class Journal:
         """Clean what killed processes left: removals first, then staging (``dest.recover``)."""
         return self.finish_removals() + self.dest.recover()
 
+    # -- the index ----------------------------------------------------------------------------
+    def dest_legacy_events(self) -> list[dict[str, Any]]:
+        """The events pushgate 0.x wrote (``events/``), oldest first."""
+        return self._parse_events(self._read_all(self.dest.list_meta(LEGACY_EVENTS)), False)
+
+    def index(
+        self, on_store: set[str] | None = None, known: dict[str, dict[str, Any]] | None = None
+    ) -> Index:
+        """What is published now (see :mod:`pushgate.journal_index`), checked against the store's
+        listing. Reads the index and the listing; rebuilds from every record only when the index
+        is missing or damaged. ``known``: records in hand (just published), not read again.
+        Writes nothing."""
+        if on_store is None:
+            on_store = set(self.dest.numeric_children())
+        index, why = journal_index.parse(self.dest.read_meta(journal_index.INDEX_KEY))
+        if index is None:
+            index = journal_index.rebuild(self, on_store, str(why))
+        for name, record in (known or {}).items():
+            entry = journal_index.summary(record)
+            if index.versions.get(name) != entry or index.high_water < int(name):
+                index.versions[name] = entry
+                index.high_water = max(index.high_water, int(name))
+                index.dirty = True
+        journal_index.reconcile(self, index, on_store)
+        return index
+
+    def save_index(self, published: dict[str, dict[str, Any]] | None = None) -> Index:
+        """Store the reconciled index, with the records of versions just ``published`` added.
+        On local disk under the lifecycle lock (never call this while holding it)."""
+        with self.dest.lifecycle_lock():
+            index = self.index(known=published)
+            if index.dirty:
+                self.dest.write_meta(journal_index.INDEX_KEY, index.to_bytes())
+                index.dirty = False
+        return index
+
+    def high_water(self) -> int:
+        """The highest number pushgate handed out that the index or the high-water mark knows
+        (claims may be higher: a claim is create-only, so those are refused, never reused)."""
+        index, _ = journal_index.parse(self.dest.read_meta(journal_index.INDEX_KEY))
+        return max(index.high_water if index else 0, journal_index.stored_high_water(self))
+
+    # -- retention ----------------------------------------------------------------------------
+    def expire(self, days: float) -> dict[str, int]:
+        """Delete the history of versions that are gone (pruned; withdrawn ones are kept) for
+        longer than ``days``: their records, tombstones and claims, and every event older than
+        ``days`` that is not about a version still listed. The high-water mark of numbers is
+        stored first, so no number is ever handed out again. Returns counts of what was deleted.
+        Reads the whole history (it is what it trims): run it now and then, not on every push."""
+        cutoff = utc_iso(time.time() - days * 86400)
+        done = {"records": 0, "events": 0, "claims": 0}
+        with self.dest.lifecycle_lock():
+            on_store = set(self.dest.numeric_children())
+            index = self.index(on_store)
+            keep = on_store | set(index.versions) | set(self.removals())
+            claims = [str(c) for c in self.claimed()]
+            recorded = [_name(k) for k in self.dest.list_meta("records/") if _name(k)]
+            high = max(
+                [index.high_water, journal_index.stored_high_water(self)]
+                + [int(v) for v in [*claims, *recorded, *on_store]],
+                default=0,
+            )
+            mark = {"schema": "pushgate.high_water/v1", "high_water": high, "at": utc_now()}
+            self.dest.write_meta(journal_index.HIGH_WATER_KEY, dumps(mark))
+            index.high_water, index.dirty = high, True
+            self.dest.write_meta(journal_index.INDEX_KEY, index.to_bytes())
+
+            # when each gone version went: its tombstone, else 0.x's prune event
+            gone_at: dict[str, str] = {}
+            legacy = self._read_all(self.dest.list_meta(LEGACY_EVENTS))
+            for e in self._parse_events(legacy, False):
+                if e.get("event") == "prune":
+                    for v in e.get("removed", []) or []:
+                        gone_at[str(v)] = str(e.get("at", ""))
+            for key, raw in self._read_all(self.dest.list_meta(GONE)):
+                with contextlib.suppress(DestinationError):
+                    gone_at[_name(key)] = str(_loads(raw, key).get("at", ""))
+
+            def about_kept(e: dict[str, Any]) -> bool:
+                named = {str(e.get("version") or "")} | {str(v) for v in e.get("removed") or []}
+                return bool(named & keep)
+
+            # events: 0.x's by their time, today's by whole day shards older than the cutoff
+            cutoff_day = f"{99999999 - int(cutoff[:10].replace('-', '')):08d}"
+            doomed: list[str] = []
+            for key, raw in legacy:
+                with contextlib.suppress(DestinationError):
+                    e = _loads(raw, key)
+                    if str(e.get("at", "")) < cutoff and not about_kept(e):
+                        doomed.append(key)
+            for key in self.dest.iter_meta(EVENTS):
+                day = key.split("/")[1] if key.count("/") == 2 else ""
+                if not day or day < cutoff_day:
+                    continue  # inverted names: a smaller one is a newer day than the cutoff's
+                body = self.dest.read_meta(key)
+                try:
+                    e = _loads(body, key) if body is not None else {}
+                except DestinationError:
+                    e = {}
+                if day == cutoff_day and str(e.get("at", "")) >= cutoff:
+                    continue
+                if not about_kept(e):
+                    doomed.append(key)
+            for key in doomed:
+                self.dest.delete_meta(key)
+            done["events"] = len(doomed)
+
+            for v in sorted(set(recorded) - keep, key=int):
+                if v in gone_at and gone_at[v] and gone_at[v] < cutoff:
+                    self.dest.delete_meta(f"records/{v}.json")
+                    self.dest.delete_meta(f"claims/{v}.json")
+                    self.dest.delete_meta(f"{GONE}{v}.json")
+                    done["records"] += 1
+                    done["claims"] += 1
+            for v in sorted(set(claims) - keep - set(recorded), key=int):
+                claim = self.dest.read_meta(f"claims/{v}.json")  # a number a dead push burned
+                try:
+                    at = str(_loads(claim, v).get("at", "")) if claim is not None else ""
+                except DestinationError:
+                    at = ""
+                if at and at < cutoff:
+                    self.dest.delete_meta(f"claims/{v}.json")
+                    done["claims"] += 1
+        return done
+
     # -- views --------------------------------------------------------------------------------
     def versions(self) -> list[VersionInfo]:
-        """Every numeric version that exists or is recorded as existing, oldest first."""
+        """The versions that exist, are withdrawn, or are recorded and missing (damage), oldest
+        first: from the index and the store's listing, not the history. A version's ``record``
+        here is its summary (:func:`pushgate.journal_index.summary`); :meth:`record` reads the
+        whole record."""
         on_store = set(self.dest.numeric_children())
-        records = self.records()
+        index = self.index(on_store)
         removing = {v for v, i in self.removals().items() if i.get("phase") == "removing"}
-        removed: set[Any] = set()
-        withdrawn: set[str] = set()
-        if set(records) - on_store:  # only then do the events matter: why is one gone?
-            prunes = [e for e in self.events() if e.get("event") == "prune"]
-            removed = {e.get("version") for e in prunes} | {
-                v for e in prunes for v in e.get("removed", [])
-            }
-            withdrawn = {
-                k.rsplit("/", 1)[-1].removesuffix(".json")
-                for k in self.dest.list_meta("withdrawals/")
-            }
         pins = self.pins()
         infos: list[VersionInfo] = []
-        for name in sorted(on_store | set(records), key=int):
-            info = VersionInfo(name, name in on_store, records.get(name), pinned=name in pins)
+        for name in sorted(on_store | set(index.versions), key=int):
+            entry = index.versions.get(name)
+            info = VersionInfo(name, name in on_store, entry, pinned=name in pins)
             info.removing = name in removing
             if info.removing:
                 info.notes.append(
@@ -371,9 +563,7 @@ class Journal:
             elif not info.exists and info.recorded:
                 info.notes.append(
                     "withdrawn: it did not serve (pushgate history BASE says why)"
-                    if name in withdrawn
-                    else "pruned"
-                    if name in removed
+                    if entry and entry.get("withdrawn")
                     else "recorded but missing from the store"
                 )
             if name.startswith("0") and name != "0":

@@ -68,17 +68,6 @@ __all__ = [
 ]
 
 
-def _removed_versions(events: list[dict[str, Any]]) -> set[str]:
-    """Versions that a prune removed, or ``--serve`` withdrew, on purpose (records are kept)."""
-    out: set[str] = set()
-    for e in events:
-        if e.get("event") == "prune":
-            out.update(str(v) for v in e.get("removed", []) or [])
-        elif e.get("event") == "withdraw" and e.get("version"):
-            out.add(str(e["version"]))
-    return out
-
-
 # -- verify -------------------------------------------------------------------------------------
 @dataclass
 class VersionCheck:
@@ -183,30 +172,36 @@ def verify(
     dest = open_base(base, storage_options)
     journal = Journal(dest)
     on_store = set(dest.numeric_children())
-    records = journal.records()
+    index = journal.index(on_store)
     report = VerifyReport(dest.url)
-    events = journal.events(damaged=True)
-    report.journal_errors = [
-        f"damaged journal entry {e['file']}: {e['error']}"
-        for e in events
-        if e.get("event") == "damaged" and version is None
-    ]
-    removed = _removed_versions(events) - on_store
-    removing = {v for v, i in journal.removals().items() if i.get("phase") == "removing"}
     if version is not None:
+        # one version: its record, the index and the store's listing; never the history
         version = check_version_arg(version)
-        if version in removed:
-            raise UsageError(
-                f"version {version} at {dest.url} was removed by prune or withdrawn; "
-                "nothing to verify"
-            )
-        if version not in on_store and version not in records:
+        intent = journal.removal(version)
+        removing = {version} if intent and intent.get("phase") == "removing" else set()
+        record = journal.record(version)
+        withdrawn = (index.versions.get(version) or {}).get("withdrawn")
+        if version not in on_store and (version not in index.versions or withdrawn):
+            if record is not None:
+                raise UsageError(
+                    f"version {version} at {dest.url} was removed by prune or withdrawn; "
+                    "nothing to verify"
+                )
             raise UsageError(
                 f"no version {version} at {dest.url}: neither on the store nor recorded"
             )
+        records = {version: record} if record is not None else {}
         names = [version]
     else:
-        names = sorted(on_store | (set(records) - removed), key=int)
+        removing = {v for v, i in journal.removals().items() if i.get("phase") == "removing"}
+        report.journal_errors = [
+            f"damaged journal entry {e['file']}: {e['error']}"
+            for e in journal.recent_events(damaged=True)
+            if e.get("event") == "damaged"
+        ]
+        kept = {v for v, e in index.versions.items() if not e.get("withdrawn")}
+        names = sorted(on_store | kept, key=int)
+        records = journal.records_of(names)
         if not names and not report.journal_errors:
             raise UsageError(
                 f"nothing to verify at {dest.url}: no versions and no pushgate records there; "
@@ -299,6 +294,8 @@ class PruneResult:
     busy: list[str] = field(default_factory=list)
     recovered: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    #: with ``expire_history``: how many records, claims and events were deleted
+    expired: dict[str, int] | None = None
 
     @property
     def ok(self) -> bool:
@@ -316,6 +313,7 @@ class PruneResult:
             "busy": self.busy,
             "recovered": self.recovered,
             "errors": self.errors,
+            "expired": self.expired,
         }
 
 
@@ -324,6 +322,7 @@ def prune(
     keep: int,
     dry_run: bool = False,
     storage_options: Mapping[str, str] | None = None,
+    expire_history: float | None = None,
 ) -> PruneResult:
     """Remove all but the newest ``keep`` published versions, oldest first.
 
@@ -332,9 +331,14 @@ def prune(
     (:meth:`Journal.recover`). Each removal records its intent before it starts, makes the version
     invisible to servers, deletes it, and writes a ``prune`` event (``removed``: ``[version]``);
     a prune killed part way is finished by the next push, rollback, prune or pin. The records of
-    removed versions are kept. Each removal costs a few small reads and writes, independent of
-    how many versions BASE holds.
+    removed versions are kept, unless ``expire_history`` (days) is given: then the records,
+    claims and events of versions gone for longer than that are deleted
+    (:meth:`Journal.expire`; numbers stay burned by the high-water mark). Each removal costs a
+    few small reads and writes, independent of how many versions BASE holds, and the index is
+    written once for the whole prune.
     """
+    if expire_history is not None and not expire_history >= 0:
+        raise UsageError(f"--expire-history must be a number of days >= 0 (got {expire_history})")
     if isinstance(keep, bool) or not isinstance(keep, int) or keep < 1:
         raise UsageError(
             f"--keep must be a whole number of at least 1 (got {keep!r}); "
@@ -367,7 +371,7 @@ def prune(
     if dry_run:
         result.removed = candidates
         return result
-    if not candidates:
+    if not candidates and expire_history is None:
         return result  # nothing to write: a BASE that is not pushgate's gets no .pushgate/
     if not pending:
         dest.check_writable()
@@ -387,6 +391,12 @@ def prune(
             result.pinned.append(version)
         elif outcome == "busy":
             result.busy.append(version)
+    # one index write for the whole prune: until it lands, each removed version's tombstone
+    # tells readers it is gone (pushgate.journal_index)
+    with contextlib.suppress(PushgateError):
+        journal.save_index()
+    if expire_history is not None and not result.errors:
+        result.expired = journal.expire(expire_history)
     return result
 
 
@@ -475,6 +485,4 @@ def history(
     if limit is not None and limit < 1:
         raise UsageError(f"--limit must be at least 1 (got {limit})")
     dest = open_base(base, storage_options)
-    # Event keys start with their UTC time to the microsecond, so key order is time order.
-    events = list(reversed(Journal(dest).events(damaged=True)))
-    return events[:limit] if limit is not None else events
+    return Journal(dest).recent_events(limit, damaged=True)

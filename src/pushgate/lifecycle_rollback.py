@@ -130,8 +130,14 @@ def rollback(
                 f"{current.version} holds different bytes"
             )
         target = found
-    assert target.record is not None
-    target_record = target.record
+    # the listing holds summaries: the target's whole record (its manifest) is read once
+    full = journal.record(target.version)
+    if full is None:
+        raise UsageError(
+            f"cannot roll back to version {target.version} at {dest.url}: its record "
+            f"{journal.where(f'records/{target.version}.json')} is missing"
+        )
+    target_record = full
     result = RollbackResult(
         base=dest.url,
         rolled_back_from=current.version,

@@ -34,7 +34,7 @@ from pushgate.errors import (
 )
 from pushgate.gate import Decision, decide
 from pushgate.hook import HOOK_TIMEOUT_S
-from pushgate.journal import RECORD_SCHEMA, Journal, dumps, who
+from pushgate.journal import RECORD_SCHEMA, Journal, dumps, dumps_compact, who
 from pushgate.location import check_push_locations
 from pushgate.manifest import Manifest, bounded_map, hash_file, hash_threads
 from pushgate.progress import Progress
@@ -235,13 +235,18 @@ class _SourceHashes:
 
 
 def _claim(journal: Journal, policy: str, token_suffix: str) -> tuple[str, str]:
-    taken = set(int(v) for v in journal.dest.numeric_children()) | set(journal.claimed())
+    # The versions on the store and the journal's high-water mark, not a listing of every claim
+    # ever made (that grows with the history): a number claimed above them (by a push that is
+    # running, or died) is refused by its create-only claim, and the next one tried.
+    taken = set(int(v) for v in journal.dest.numeric_children()) | {journal.high_water()}
     candidate = next_version(policy, taken)
-    for _ in range(CLAIM_ATTEMPTS):
+    for attempt in range(CLAIM_ATTEMPTS):
         token = make_token(candidate, token_suffix)
         if candidate not in taken and journal.claim(candidate, token):
             return str(candidate), token
-        taken |= set(int(v) for v in journal.dest.numeric_children()) | set(journal.claimed())
+        taken |= set(int(v) for v in journal.dest.numeric_children())
+        if attempt >= 2:  # many claims above the mark: list them (rare; one listing)
+            taken |= set(journal.claimed())
         taken.add(candidate)
         candidate = next_version(policy, taken)
     raise VersionConflictError(
@@ -323,19 +328,22 @@ def publish_to(
         finally:
             progress.finish()
         try:
-            record = dumps(make_record(version, staged.manifest))
+            record = make_record(version, staged.manifest)
             if make_event is not None:
                 event = {**make_event(version, staged.manifest), "at": utc_now()}
                 # no flush: a kill keeps it (the page cache survives); a power loss before the
                 # publish is durable loses the version too
                 dest.write_meta(pending, dumps(event), durable=False)
-            dest.publish(staged, version, record)
+            dest.publish(staged, version, dumps_compact(record))
         except BaseException:
             dest.discard(token)
             if event is not None:
                 with suppress(PushgateError, OSError):
                     dest.delete_meta(pending)
             raise
+    # published: a failure to update the index now only costs the next reader one record read
+    with suppress(PushgateError):
+        journal.save_index({version: record})
     if event is not None:
         try:
             _write_event(journal, event)

@@ -11,6 +11,16 @@ from pushgate.cli._serve import add_serve_options, print_reports, serve_request
 from pushgate.cli.labels import add_label_options, check_label_args, label_rollback
 
 
+def _days(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of days: {text!r}") from None
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more days, got {text}")
+    return value
+
+
 def _positive(text: str) -> int:
     try:
         value = int(text)
@@ -135,6 +145,14 @@ def _prune_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--dry-run", action="store_true", help="say what would be removed; remove nothing"
     )
+    p.add_argument(
+        "--expire-history",
+        metavar="DAYS",
+        type=_days,
+        help="also delete the records, claims and events of versions pruned more than DAYS ago "
+        "(kept by default), so BASE/.pushgate stays proportional to what is published; "
+        "version numbers are never reused",
+    )
 
 
 def _pin_options(p: argparse.ArgumentParser) -> None:
@@ -250,7 +268,11 @@ def run_prune(args: argparse.Namespace) -> int:
     from pushgate.lifecycle import prune
 
     result = prune(
-        args.base, args.keep, dry_run=args.dry_run, storage_options=storage_options(args)
+        args.base,
+        args.keep,
+        dry_run=args.dry_run,
+        storage_options=storage_options(args),
+        expire_history=args.expire_history,
     )
     if args.json:
         emit_json(result.to_json())
@@ -271,6 +293,12 @@ def run_prune(args: argparse.Namespace) -> int:
         if not result.removed:
             print(f"nothing to remove under {result.base} (keeping the newest {result.keep})")
         print(f"kept: {', '.join(result.kept) or '-'}")
+        if result.expired is not None:
+            gone = result.expired
+            print(
+                f"expired history: {gone['records']} records, {gone['claims']} claims, "
+                f"{gone['events']} events (numbers stay used)"
+            )
     return 0 if result.ok else 1
 
 

@@ -15,8 +15,11 @@ def register(sub: Any) -> None:
         "versions",
         run,
         help="list the versions at a destination, from its journal",
-        description="List every numeric version under BASE with its record: which one TF Serving "
-        "serves by default (the highest), and which numeric directories have no pushgate record.",
+        description="List the versions published under BASE, from the journal's index (a few "
+        "small reads, however long the history): which one TF Serving serves by default (the "
+        "highest), which numeric directories have no pushgate record, which were withdrawn, and "
+        "recorded versions missing from the store. Pruned versions are not listed: 'pushgate "
+        "history' tells about them.",
     )
 
 

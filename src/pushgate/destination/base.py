@@ -5,13 +5,16 @@ pushgate keeps everything of its own under ``<BASE>/.pushgate/`` (never numeric,
 
 - ``claims/<version>.json``  create-only: owning a claim is owning that version number
 - ``records/<version>.json`` the journal record of a published version
-- ``events/<time>-<id>.json`` one lifecycle event (push, rollback, prune, pin, hook ...)
+- ``index.json``              what is published now, summarised (see pushgate.journal_index)
+- ``log/<day>/<time>-<id>.json`` one lifecycle event (push, rollback, prune, pin, hook ...);
+  ``events/<time>-<id>.json`` in journals of pushgate 0.x
+- ``gone/<version>.json``     a tombstone per pruned version
 - ``pins/<version>``          versions prune must keep
 - ``removing/<version>.json`` a removal under way (written before the removal starts)
 - ``labels/<name>.json``      where each label (stable, canary ...) points
 - ``staging/<id>/``           copies being made; never served, removed when stale
 - ``pending-events/<v>.json`` the journal event of a version being published, until it is in
-  ``events/`` (recovery writes the ones a failure or a kill left)
+  the event log (recovery writes the ones a failure or a kill left)
 
 The destination owns the commit protocol: ``publish`` makes a staged copy visible as a version
 and writes its record in the order that keeps the store true on a crash at any instant.
@@ -22,7 +25,7 @@ from __future__ import annotations
 import contextlib
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, BinaryIO, cast
@@ -137,6 +140,12 @@ class Destination(ABC):
     @abstractmethod
     def list_meta(self, prefix: str) -> list[str]:
         """Keys (relative to ``.pushgate/``) under a prefix like ``records/``, sorted."""
+
+    def iter_meta(self, prefix: str) -> Iterator[str]:
+        """Every key under a prefix, at any depth, in ascending order, produced lazily (a bucket
+        lists a page at a time; a directory tree is walked one directory at a time), so a caller
+        that stops early reads about as much as it used. This default lists one level."""
+        yield from self.list_meta(prefix)
 
     @abstractmethod
     def delete_meta(self, key: str) -> None:

@@ -270,6 +270,18 @@ class ObjectStoreDestination(Destination):
             if not m["path"].rsplit("/", 1)[-1].startswith(".tmp-")
         )
 
+    def iter_meta(self, prefix: str) -> Iterator[str]:
+        base = self._meta("")
+        key = self._meta(prefix)
+        try:
+            for batch in self.store.list_prefix(key):
+                names = sorted(m["path"][len(base) :] for m in batch)
+                yield from (n for n in names if not n.rsplit("/", 1)[-1].startswith(".tmp-"))
+        except NOT_FOUND:
+            return
+        except Exception as e:
+            raise self._error(e, "listing", key) from e
+
     def delete_meta(self, key: str) -> None:
         self._delete([self._meta(key)])
 

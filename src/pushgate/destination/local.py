@@ -445,6 +445,28 @@ class LocalDestination(Destination):
             raise _wrap(e, "listing", directory) from e
         return sorted(f"{prefix.rstrip('/')}/{n}" for n in names)
 
+    def iter_meta(self, prefix: str) -> Iterator[str]:
+        def walk(directory: Path, rel: str) -> Iterator[str]:
+            try:
+                with os.scandir(directory) as it:
+                    entries = sorted(
+                        ((e.name, e.is_dir(follow_symlinks=False)) for e in it),
+                        key=lambda x: x[0],
+                    )
+            except (FileNotFoundError, NotADirectoryError):
+                return
+            except OSError as e:
+                raise _wrap(e, "listing", directory) from e
+            for name, is_dir in entries:
+                if name.startswith(".tmp-"):
+                    continue
+                if is_dir:
+                    yield from walk(directory / name, f"{rel}{name}/")
+                else:
+                    yield f"{rel}{name}"
+
+        yield from walk(self.meta / prefix, prefix if prefix.endswith("/") else f"{prefix}/")
+
     def delete_meta(self, key: str) -> None:
         path = self._meta_path(key)
         try:
