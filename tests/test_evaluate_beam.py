@@ -38,8 +38,13 @@ try:
     HAVE_BEAM = True
 except ImportError:
     HAVE_BEAM = False
-# CI installs the test extra, which has apache-beam; without it only these tests cannot run
-needs_beam = pytest.mark.skipif(not HAVE_BEAM, reason="needs the beam extra (apache-beam)")
+# The test extra has apache-beam: without it these tests fail (never skip), saying so.
+needs_beam = pytest.mark.usefixtures("beam_installed")
+
+
+@pytest.fixture
+def beam_installed() -> None:
+    assert HAVE_BEAM, "apache-beam is missing: install the test extra (pip install -e '.[test]')"
 
 
 @pytest.fixture(scope="module")
