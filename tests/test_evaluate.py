@@ -396,3 +396,16 @@ def test_a_model_that_hangs_is_killed_at_the_deadline(data: dict, tmp_path: Path
         )
     assert time.monotonic() - start < 30
     assert not (tmp_path / "blessing").exists()
+
+
+def test_a_failed_run_leaves_no_earlier_verdict_in_the_output(tmp_path: Path) -> None:
+    """A stale BLESSED from an earlier run must not survive a run that fails: it would be
+    pushed as this run's verdict (fail closed)."""
+    (tmp_path / "m.json").write_text('{"accuracy": 0.9}')
+    ok = thresholds_file(tmp_path, {"accuracy": {"value": {"lower": 0.5}}})
+    assert evaluate_cli(tmp_path, ok, "--candidate-metrics", tmp_path / "m.json").returncode == 0
+    assert read_blessing(tmp_path / "blessing", BlessingKind.MODEL).verdict is Verdict.BLESSED
+    (tmp_path / "m.json").write_text("not json")
+    proc = evaluate_cli(tmp_path, ok, "--candidate-metrics", tmp_path / "m.json")
+    assert proc.returncode == 2, proc.stderr
+    assert read_blessing(tmp_path / "blessing", BlessingKind.MODEL).verdict is Verdict.NO_VERDICT

@@ -161,3 +161,14 @@ def test_missing_model_is_exit_2_naming_the_path(tmp_path: Path) -> None:
     proc = validate_cli(tmp_path / "nope", tmp_path / "ib")
     assert proc.returncode == 2
     assert str(tmp_path / "nope") in proc.stderr
+
+
+def test_a_failed_run_leaves_no_earlier_verdict_in_the_output(tmp_path: Path) -> None:
+    """An InfraBlessing directory that said blessed says nothing after a run that could not
+    decide (here: the model is gone), so a stale INFRA_BLESSED is never pushed."""
+    out = tmp_path / "ib"
+    out.mkdir()
+    (out / "INFRA_BLESSED").touch()
+    proc = validate_cli(tmp_path / "gone", out)
+    assert proc.returncode == 2, proc.stderr
+    assert read_blessing(out, BlessingKind.INFRA).verdict is Verdict.NO_VERDICT

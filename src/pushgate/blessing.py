@@ -125,6 +125,21 @@ def read_blessing(path: Path, kind: BlessingKind) -> Blessing:
     return Blessing(kind=kind, verdict=verdict, path=path, properties=props)
 
 
+def clear_verdict(path: Path, kind: BlessingKind) -> None:
+    """Remove the verdict markers a previous run left in ``path``, before a validator runs, so a
+    run that fails leaves no verdict behind (fail closed: a stale BLESSED is never pushed)."""
+    if not path.is_dir():
+        return
+    for name in kind.markers:
+        try:
+            (path / name).unlink(missing_ok=True)
+        except OSError as e:
+            raise InputError(
+                f"cannot remove the earlier verdict {path / name}: {e.strerror}; fix the "
+                "permissions of the output directory or give another one"
+            ) from e
+
+
 def write_blessing(
     path: Path, kind: BlessingKind, blessed: bool, properties: dict[str, Any] | None = None
 ) -> Blessing:

@@ -25,7 +25,7 @@ from typing import Any
 
 from pushgate import thresholds as th
 from pushgate.artifact import atomic_write, utc_now
-from pushgate.blessing import BlessingKind, write_blessing
+from pushgate.blessing import BlessingKind, clear_verdict, write_blessing
 from pushgate.errors import InputError, UsageError, ValidationError
 from pushgate.examples import DEFAULT_BATCH, ExampleSource, open_examples, require_labels
 from pushgate.metrics import AUC_EXACT_BUDGET, AUC_THRESHOLDS, TASKS, Accumulator
@@ -242,6 +242,7 @@ def _check_request(request: EvaluateRequest) -> None:
 def evaluate(request: EvaluateRequest) -> EvaluationResult:
     """Compute or read the metrics, check the thresholds, write the ModelBlessing."""
     _check_request(request)
+    clear_verdict(request.output, BlessingKind.MODEL)  # a failed run leaves no old verdict
     thresholds = th.load(request.thresholds)
     if not thresholds:
         raise UsageError(

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from pushgate.artifact import utc_now
-from pushgate.blessing import BlessingKind, write_blessing
+from pushgate.blessing import BlessingKind, clear_verdict, write_blessing
 from pushgate.errors import InputError, MissingDependencyError, UsageError
 from pushgate.examples import read_examples, to_jsonable
 from pushgate.runtime import TENSORFLOW, Attempt, locate_model, run_worker
@@ -152,6 +152,7 @@ def _require_numpy(runtime: str, python: str | None) -> None:
 def infra_validate(request: InfraValidateRequest) -> InfraValidationResult:
     """Validate the model in its runtime and write the InfraBlessing."""
     _check_request(request)
+    clear_verdict(request.output, BlessingKind.INFRA)  # a failed run leaves no old verdict
     ref = locate_model(request.model)
     _require_numpy(ref.runtime, request.python)
     if request.make_warmup and ref.runtime != TENSORFLOW:

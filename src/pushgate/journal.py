@@ -56,7 +56,7 @@ from typing import Any
 
 from pushgate import journal_index
 from pushgate.artifact import utc_now
-from pushgate.destination.base import Destination, is_version_name
+from pushgate.destination.base import Destination, is_version_name, owner_gone
 from pushgate.errors import DestinationError, PushgateError
 from pushgate.journal_index import Index
 from pushgate.secrets import scrub_json
@@ -366,23 +366,6 @@ class Journal:
         self.dest.delete_meta(f"removing/{version}.json")
         return existed
 
-    def _dead(self, intent: dict[str, Any]) -> bool:
-        """True when the process that wrote a ``deciding`` intent can no longer act on it."""
-        try:
-            expires, host, pid = float(intent["expires"]), str(intent["host"]), int(intent["pid"])
-        except (KeyError, TypeError, ValueError):
-            return True
-        if time.time() > expires:
-            return True
-        if host == socket.gethostname():
-            try:
-                os.kill(pid, 0)
-            except ProcessLookupError:
-                return True
-            except PermissionError:
-                return False
-        return False
-
     def finish_removals(self) -> list[str]:
         """Finish (or drop, if undecided) the removals killed processes left."""
         done: list[str] = []
@@ -400,7 +383,7 @@ class Journal:
                         f"finished the removal of version {version} that an interrupted prune "
                         "had started"
                     )
-                elif intent.get("phase") == "damaged" or exclusive or self._dead(intent):
+                elif intent.get("phase") == "damaged" or exclusive or owner_gone(intent):
                     self.dest.delete_meta(f"removing/{version}.json")
                     done.append(
                         f"dropped the undecided removal of version {version} (its prune was "

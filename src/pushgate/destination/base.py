@@ -23,9 +23,12 @@ and writes its record in the order that keeps the store true on a crash at any i
 from __future__ import annotations
 
 import contextlib
+import os
 import re
+import socket
+import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, BinaryIO, cast
@@ -54,6 +57,26 @@ def is_version_name(name: str) -> bool:
     TF Serving's int64 limit (:data:`MAX_VERSION`). Bigger numeric names are not versions:
     pushgate ignores them for numbering and flags them (:meth:`Destination.oversized_children`)."""
     return is_numeric_name(name) and int(name) < MAX_VERSION
+
+
+def owner_gone(doc: Mapping[str, Any]) -> bool:
+    """True when the process that wrote ``doc`` (a lease or a removal intent with ``expires``,
+    ``host`` and ``pid``) can no longer act on it: past its expiry, or dead on this host. A
+    document without those fields counts as gone."""
+    try:
+        expires, host, pid = float(doc["expires"]), str(doc["host"]), int(doc["pid"])
+    except (KeyError, TypeError, ValueError):
+        return True
+    if time.time() > expires:
+        return True
+    if host == socket.gethostname():
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:
+            return False
+    return False
 
 
 def make_token(version: int | str, suffix: str) -> str:

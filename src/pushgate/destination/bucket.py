@@ -60,6 +60,7 @@ from pushgate.destination.base import (
     Staged,
     is_numeric_name,
     is_version_name,
+    owner_gone,
     token_version,
 )
 from pushgate.destination.stores.base import PART, StreamReader
@@ -604,19 +605,9 @@ class ObjectStoreDestination(Destination):
             return True
         try:
             doc = json.loads(raw)
-            expires, host, pid = float(doc["expires"]), str(doc["host"]), int(doc["pid"])
-        except (ValueError, KeyError, TypeError):
+        except ValueError:
             return True
-        if time.time() > expires:
-            return True
-        if host == socket.gethostname():
-            try:
-                os.kill(pid, 0)
-            except ProcessLookupError:
-                return True
-            except PermissionError:
-                return False
-        return False
+        return not isinstance(doc, dict) or owner_gone(doc)
 
     def recover(self) -> list[str]:
         prefixes, objects = self._list_dir(f"{META}/staging/")
