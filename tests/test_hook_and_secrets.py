@@ -16,8 +16,15 @@ from conftest import cli, cli_json, make_model_dir
 from pushgate.secrets import MASK, Scrubber, environment_secrets, remember_options, scrub
 
 
+def _event_files(base: Path) -> list[Path]:
+    """Every journal event file under BASE, whatever the journal layout (``log/`` or the older
+    ``events/``)."""
+    meta = base / ".pushgate"
+    return sorted(p for d in ("log", "events") for p in (meta / d).rglob("*.json"))
+
+
 def _events(base: Path, kind: str) -> list[dict]:
-    docs = [json.loads(p.read_text()) for p in sorted((base / ".pushgate" / "events").iterdir())]
+    docs = [json.loads(p.read_text()) for p in _event_files(base)]
     return [d for d in docs if d.get("event") == kind]
 
 
@@ -185,9 +192,7 @@ def test_a_failing_hooks_secrets_are_scrubbed_from_output_json_and_journal(
         env=SECRETS,
     )
     assert text.returncode == 0 and as_json.returncode == 0
-    journal = "".join(
-        p.read_text() for b in "ab" for p in (tmp_path / b / ".pushgate" / "events").iterdir()
-    )
+    journal = "".join(p.read_text() for b in "ab" for p in _event_files(tmp_path / b))
     shown = text.stdout + text.stderr + as_json.stdout + as_json.stderr
     assert "key=***" in shown and "key=***" in journal  # the hook's line is still there
     for secret in [*SECRETS.values(), "c2VjcmV0YWNjb3VudGtleWV4YW1wbGU="]:
