@@ -226,3 +226,19 @@ def labelled_data(n: int = 64, seed: int = 7) -> tuple[np.ndarray, np.ndarray]:
     x = rng.normal(size=(n, 2)).astype(np.float32)
     noisy = reference_predict(x) + rng.normal(scale=0.25, size=n)
     return x, (noisy > 0.5).astype(np.int64)
+
+
+def tfma_thresholded_auc(y: np.ndarray, s: np.ndarray, num: int = 10_000) -> float:
+    """TFMA 0.47's AUC (ROC, interpolation) from its definition, one threshold at a time:
+    binary_confusion_matrices._interpolated_thresholds and confusion_matrix_metrics.AUC."""
+    eps = 1e-7
+    thresholds = [-eps] + [(i + 1) * 1.0 / (num - 1) for i in range(num - 2)] + [1.0 + eps]
+    recall, fpr = [], []
+    for t in thresholds:
+        pred = s > t
+        tp, fn = np.sum(pred & (y == 1)), np.sum(~pred & (y == 1))
+        fp, tn = np.sum(pred & (y == 0)), np.sum(~pred & (y == 0))
+        recall.append(tp / (tp + fn))
+        fpr.append(fp / (fp + tn))
+    r, f = np.array(recall), np.array(fpr)
+    return float(np.nansum((f[:-1] - f[1:]) * (r[:-1] + r[1:]) / 2.0))

@@ -22,6 +22,7 @@ from models import (
     make_tfx_style_saved_model,
     reference_metrics,
     reference_predict,
+    tfma_thresholded_auc,
     write_examples_artifact,
     write_examples_csv,
 )
@@ -154,21 +155,6 @@ def test_beam_multi_process_equals_the_in_process_path(
     assert (on_beam.blessing / "NOT_BLESSED").exists()
 
 
-def _tfma_thresholded_auc(y: np.ndarray, s: np.ndarray, num: int = 10_000) -> float:
-    """TFMA 0.47's AUC (ROC, interpolation), one threshold at a time (as in test_metrics)."""
-    eps = 1e-7
-    thresholds = [-eps] + [(i + 1) * 1.0 / (num - 1) for i in range(num - 2)] + [1.0 + eps]
-    recall, fpr = [], []
-    for t in thresholds:
-        pred = s > t
-        tp, fn = np.sum(pred & (y == 1)), np.sum(~pred & (y == 1))
-        fp, tn = np.sum(pred & (y == 0)), np.sum(~pred & (y == 0))
-        recall.append(tp / (tp + fn))
-        fpr.append(fp / (fp + tn))
-    r, f = np.array(recall), np.array(fpr)
-    return float(np.nansum((f[:-1] - f[1:]) * (r[:-1] + r[1:]) / 2.0))
-
-
 @needs_beam
 @pytest.mark.slow
 def test_past_the_exact_budget_both_paths_report_tfmas_thresholded_auc(
@@ -180,7 +166,7 @@ def test_past_the_exact_budget_both_paths_report_tfmas_thresholded_auc(
     )
     assert_same(local, on_beam)
     scores = reference_predict(data["x"]).astype(np.float64)
-    want = _tfma_thresholded_auc(data["y"], scores)
+    want = tfma_thresholded_auc(data["y"], scores)
     assert on_beam.candidate_metrics["auc"] == pytest.approx(want, abs=1e-6)
     assert any("thresholded ROC AUC" in n and "300 examples" in n for n in on_beam.notes)
 

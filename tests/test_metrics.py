@@ -11,7 +11,13 @@ from typing import Any
 import numpy as np
 import pytest
 
-from models import labelled_data, reference_metrics, write_examples_artifact, write_examples_csv
+from models import (
+    labelled_data,
+    reference_metrics,
+    tfma_thresholded_auc,
+    write_examples_artifact,
+    write_examples_csv,
+)
 from pushgate import metrics
 from pushgate.errors import InputError
 from pushgate.examples import decode_example, read_examples, read_tfrecords
@@ -213,22 +219,6 @@ def test_examples_decode_like_tensorflow_and_encode_for_it(tmp_path: Path) -> No
     assert decode_example(raw) == {"f": [1.5, -2.0], "s": "héllo", "one": 3.0}
 
 
-def _tfma_thresholded_auc(y: np.ndarray, s: np.ndarray, num: int = 10_000) -> float:
-    """TFMA 0.47's AUC (ROC, interpolation) from its definition, one threshold at a time:
-    binary_confusion_matrices._interpolated_thresholds and confusion_matrix_metrics.AUC."""
-    eps = 1e-7
-    thresholds = [-eps] + [(i + 1) * 1.0 / (num - 1) for i in range(num - 2)] + [1.0 + eps]
-    recall, fpr = [], []
-    for t in thresholds:
-        pred = s > t
-        tp, fn = np.sum(pred & (y == 1)), np.sum(~pred & (y == 1))
-        fp, tn = np.sum(pred & (y == 0)), np.sum(~pred & (y == 0))
-        recall.append(tp / (tp + fn))
-        fpr.append(fp / (fp + tn))
-    r, f = np.array(recall), np.array(fpr)
-    return float(np.nansum((f[:-1] - f[1:]) * (r[:-1] + r[1:]) / 2.0))
-
-
 def test_past_the_exact_budget_auc_is_tfmas_thresholded_auc() -> None:
     rng = np.random.default_rng(3)
     y = rng.integers(0, 2, size=400)
@@ -239,7 +229,7 @@ def test_past_the_exact_budget_auc_is_tfmas_thresholded_auc() -> None:
         acc.add(y[start : start + 64].tolist(), s[start : start + 64].tolist())
     got = acc.result()
     assert acc.auc_method == "thresholded"
-    assert got["auc"] == pytest.approx(_tfma_thresholded_auc(y, s), abs=1e-12)
+    assert got["auc"] == pytest.approx(tfma_thresholded_auc(y, s), abs=1e-12)
     exact = metrics.compute(y.tolist(), s.tolist(), "classification")
     assert got["auc"] == pytest.approx(exact["auc"], abs=1e-3)  # 10000 thresholds: close
     assert {k: v for k, v in got.items() if k != "auc"} == pytest.approx(
