@@ -207,8 +207,8 @@ class Journal:
         keys = [f"records/{n}.json" for n in names]
         return {_name(key): _loads(raw, key) for key, raw in self._read_all(keys)}
 
-    def records(self) -> dict[str, dict[str, Any]]:
-        keys = [k for k in self.dest.list_meta("records/") if _name(k)]
+    def records(self, skip: frozenset[str] = frozenset()) -> dict[str, dict[str, Any]]:
+        keys = [k for k in self.dest.list_meta("records/") if _name(k) and _name(k) not in skip]
         return {_name(key): _loads(raw, key) for key, raw in self._read_all(keys)}
 
     # -- events -------------------------------------------------------------------------------
@@ -412,7 +412,7 @@ class Journal:
             on_store = set(self.dest.numeric_children())
         index, why = journal_index.parse(self.dest.read_meta(journal_index.INDEX_KEY))
         if index is None:
-            index = journal_index.rebuild(self, on_store, str(why))
+            index = journal_index.rebuild(self, on_store, str(why), frozenset(known or ()))
         for name, record in (known or {}).items():
             entry = journal_index.summary(record)
             if index.versions.get(name) != entry or index.high_water < int(name):

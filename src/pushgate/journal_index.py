@@ -120,11 +120,15 @@ def stored_high_water(journal: Journal) -> int:
         return 0
 
 
-def rebuild(journal: Journal, on_store: set[str], why: str) -> Index:
+def rebuild(
+    journal: Journal, on_store: set[str], why: str, known: frozenset[str] = frozenset()
+) -> Index:
     """The index derived from the journal alone: every record, less the versions a prune removed
     (tombstones, and 0.x's ``prune`` events); withdrawn ones flagged. Reads the whole history:
-    used only when the index is missing (a 0.x BASE) or damaged."""
-    records = journal.records()
+    used only when the index is missing (a 0.x BASE) or damaged. ``known``: versions whose
+    records the caller holds and adds itself (a first push's own record, with a manifest that
+    may list a million files, is not read back)."""
+    records = journal.records(skip=known)
     removed = {n.rsplit("/", 1)[-1].removesuffix(".json") for n in journal.dest.list_meta("gone/")}
     for e in journal.dest_legacy_events():
         if e.get("event") == "prune":
@@ -138,7 +142,7 @@ def rebuild(journal: Journal, on_store: set[str], why: str) -> Index:
             index.versions[name] = summary(record)
             if name not in on_store and name in withdrawn:
                 index.versions[name]["withdrawn"] = True
-    numbers = [int(n) for n in on_store | set(records)] + journal.claimed()
+    numbers = [int(n) for n in on_store | set(records) | known] + journal.claimed()
     index.high_water = max([stored_high_water(journal), *numbers], default=0)
     return index
 

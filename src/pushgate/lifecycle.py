@@ -39,7 +39,6 @@ Every command here refuses a BASE that does not exist (exit 2), and creates noth
 from __future__ import annotations
 
 import contextlib
-import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,7 +50,7 @@ from pushgate.journal import Journal, dumps, who
 from pushgate.labels import labelled_versions
 from pushgate.lifecycle_common import check_version_arg, open_base, published_versions
 from pushgate.lifecycle_rollback import RollbackResult, rollback
-from pushgate.manifest import Manifest, bounded_map, hash_threads, workers
+from pushgate.manifest import Manifest
 from pushgate.progress import Progress
 
 __all__ = [
@@ -210,7 +209,8 @@ def verify(
     report.removing = [n for n in names if n in removing]
     names = [n for n in names if n not in removing]
 
-    jobs: list[tuple[VersionCheck, str, int, str]] = []  # (check, rel, size, expected sha256)
+    # (check, [(rel, recorded size, recorded sha256), ...]) per version to hash
+    jobs: list[tuple[VersionCheck, list[tuple[str, int, str]]]] = []
     for name in names:
         rec = records.get(name)
         check = VersionCheck(
@@ -220,7 +220,8 @@ def verify(
         if not check.exists:
             continue
         try:
-            stored = dest.list_version_files(name)
+            # sizes may be -1 (unknown) for a recorded version: its files are all read anyway
+            stored = dest.list_version_files(name) if rec is None else dest.list_version_names(name)
         except IntegrityError as e:  # it holds something that is not a file (a FIFO ...)
             check.errors.append(str(e))
             continue
@@ -231,45 +232,43 @@ def verify(
             check.files, check.bytes = len(stored), sum(stored.values())
             continue
         try:
-            manifest = Manifest.from_json(rec["manifest"])
+            # popped: the record's per-file dicts are freed before the hashing starts
+            manifest = Manifest.from_json(rec.pop("manifest"))
         except (KeyError, TypeError, ValueError, PushgateError) as e:
             check.errors.append(f"its record has no readable manifest ({e!r})")
             continue
-        want = manifest.by_path()
-        check.missing = sorted(set(want) - set(stored))
+        listed = stored.keys()
+        wanted = {e.path for e in manifest.files}
+        check.missing = sorted(wanted - listed)
         check.missing += [f"{d}/" for d in dest.missing_dirs(name, manifest.dirs)]
-        check.extra = sorted(set(stored) - set(want))
-        for rel in sorted(set(want) & set(stored)):
-            entry = want[rel]
+        check.extra = sorted(listed - wanted)
+        del wanted
+        todo: list[tuple[str, int, str]] = []
+        for rel, size, sha256 in manifest.files:  # sorted by path
+            found = stored.get(rel)
+            if found is None:
+                continue
             check.files += 1
-            check.bytes += entry.size
-            if stored[rel] != entry.size:
+            check.bytes += size
+            if found not in (-1, size):
                 check.changed.append(rel)  # a size change needs no hashing to be caught
             else:
-                jobs.append((check, rel, entry.size, entry.sha256))
+                todo.append((rel, size, sha256))
+        del stored, manifest
+        if todo:
+            todo.sort(key=lambda j: -j[1])  # largest first so the workers finish together
+            jobs.append((check, todo))
 
-    lock = threading.Lock()
-
-    def work(job: tuple[VersionCheck, str, int, str]) -> None:
-        check, rel, size, expected = job
-        try:
-            got = dest.hash_version_file(check.version, rel, size, progress.advance)
-        except (OSError, PushgateError) as e:
-            with lock:
-                check.errors.append(f"cannot read {rel}: {e}")
-            return
-        if got != expected:
-            with lock:
-                check.changed.append(rel)
-
-    jobs.sort(key=lambda j: -j[2])  # largest first so the pool finishes together
-    progress.start("verifying", sum(j[2] for j in jobs))
+    progress.start("verifying", sum(size for _, todo in jobs for _, size, _ in todo))
     try:
-        if jobs:
-            # local files: one thread per core (CPU-bound); a bucket's: more (network-bound)
-            threads = hash_threads() if dest.local else workers()
-            for _ in bounded_map(work, jobs, min(threads, len(jobs)), cost=lambda j: j[2]):
-                pass
+        for check, todo in jobs:
+            items = [(rel, size) for rel, size, _ in todo]
+            results = dest.hash_version_files(check.version, items, progress.advance)
+            for (rel, _, expected), got in zip(todo, results):
+                if got.error is not None:
+                    check.errors.append(f"cannot read {rel}: {got.error}")
+                elif got.sha256 != expected:
+                    check.changed.append(rel)
     finally:
         progress.finish()
     for check in report.versions:

@@ -31,9 +31,10 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Any, BinaryIO, cast
+from typing import Any, BinaryIO, NamedTuple, cast
 
-from pushgate.manifest import Manifest, hash_stream
+from pushgate.errors import PushgateError
+from pushgate.manifest import Manifest, bounded_map, hash_stream, workers
 from pushgate.source import SourceFile
 
 META = ".pushgate"
@@ -43,6 +44,13 @@ VERSION_NAME = re.compile(r"[0-9]+")
 MAX_VERSION = 2**63 - 1
 
 ProgressFn = Callable[[int], None]
+
+
+class FileHash(NamedTuple):
+    """One file's sha256 hex, or why it could not be read."""
+
+    sha256: str | None
+    error: str | None
 
 
 def is_numeric_name(name: str) -> bool:
@@ -136,12 +144,32 @@ class Destination(ABC):
     def open_version_file(self, version: str, rel: str) -> BinaryIO:
         """A binary stream of one file of a version (for verify and downloads)."""
 
+    def list_version_names(self, version: str) -> dict[str, int]:
+        """:meth:`list_version_files` where a size may be -1, unknown (a local listing then skips
+        one ``stat`` per file: verify reads every file anyway)."""
+        return self.list_version_files(version)
+
     def hash_version_file(
         self, version: str, rel: str, size: int, progress: ProgressFn | None = None
     ) -> str:
         """sha256 hex of one file of a version (``size``: the recorded size, a read hint)."""
         with self.open_version_file(version, rel) as stream:
             return hash_stream(cast(Any, stream), progress, size)
+
+    def hash_version_files(
+        self, version: str, items: Sequence[tuple[str, int]], progress: ProgressFn | None = None
+    ) -> Iterator[FileHash]:
+        """sha256 of many files of a version (``(rel, recorded size)``), in their order; a file
+        that cannot be read gives its error instead. On a bucket: many requests at once."""
+
+        def one(item: tuple[str, int]) -> FileHash:
+            try:
+                return FileHash(self.hash_version_file(version, item[0], item[1], progress), None)
+            except (OSError, PushgateError) as e:
+                return FileHash(None, str(e))
+
+        threads = min(workers(), len(items)) or 1
+        yield from bounded_map(one, items, threads, cost=lambda item: item[1])
 
     def missing_dirs(self, version: str, dirs: Sequence[str]) -> list[str]:
         """Which of a version's recorded empty ``dirs`` are not directories on the store (none

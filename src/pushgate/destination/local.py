@@ -25,9 +25,12 @@ import ctypes
 import errno
 import fcntl
 import hashlib
+import multiprocessing
 import os
 import shutil
 import stat
+import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -40,6 +43,7 @@ from pushgate.destination.base import (
     META,
     PENDING_EVENTS,
     Destination,
+    FileHash,
     ProgressFn,
     Staged,
     is_numeric_name,
@@ -50,6 +54,7 @@ from pushgate.errors import (
     DestinationError,
     DestinationInputError,
     IntegrityError,
+    PushgateError,
     StorageFullError,
 )
 from pushgate.layout import SERVER_WRITTEN_DIRS
@@ -60,7 +65,9 @@ from pushgate.manifest import (
     Manifest,
     bounded_map,
     checked_rel,
+    checked_rels,
     hash_fd,
+    hash_threads,
     workers,
 )
 from pushgate.source import SourceFile
@@ -208,6 +215,43 @@ def _wrap(e: OSError, what: str, path: Path | str) -> DestinationError:
     return DestinationError(f"{what} {path} failed: {e.strerror or e}")
 
 
+#: files per task handed to a hashing process, and the fewest files worth starting processes for
+_HASH_CHUNK_FILES = 1000
+_HASH_PROCESSES_FROM = 4 * _HASH_CHUNK_FILES
+
+
+def _hash_processes(files: int) -> int:
+    """Processes for hashing ``files`` local files: one per core for many files, on Linux, from
+    a process without other threads (forking one that has them may copy a held lock); else 0."""
+    cores = os.cpu_count() or 1
+    if files < _HASH_PROCESSES_FROM or cores < 2 or not sys.platform.startswith("linux"):
+        return 0
+    return min(cores, 8) if threading.active_count() == 1 else 0
+
+
+def _chunks(items: list[tuple[str, int]]) -> Iterator[list[tuple[str, int]]]:
+    for i in range(0, len(items), _HASH_CHUNK_FILES):
+        yield items[i : i + _HASH_CHUNK_FILES]
+
+
+def _hash_paths(chunk: list[tuple[str, int]]) -> list[FileHash]:
+    """sha256 of files given by full path (in a hashing process), never following a link."""
+    out: list[FileHash] = []
+    for path, size in chunk:
+        try:
+            fd = open_regular(path, follow=False)
+        except OSError as e:
+            out.append(FileHash(None, str(e)))
+            continue
+        try:
+            out.append(FileHash(hash_fd(fd, None, size), None))
+        except OSError as e:
+            out.append(FileHash(None, str(e)))
+        finally:
+            os.close(fd)
+    return out
+
+
 def _copy_small(fin: int, fd: int, size: int, progress: ProgressFn | None) -> tuple[int, str]:
     """Copy a small file with plain ``read``/``write`` calls (no file object, no buffer to
     fill): at 100,000 small files the per-file Python objects were most of the copy's cost."""
@@ -286,6 +330,14 @@ class LocalDestination(Destination):
     def list_version_files(self, version: str) -> dict[str, int]:
         """Every regular file of the version; anything else in it (a FIFO, socket, device or
         symlink, which pushgate never writes) is damage: IntegrityError naming each one."""
+        return self._list_version(version, sizes=True)
+
+    def list_version_names(self, version: str) -> dict[str, int]:
+        # the directory entries' types say which are regular files: no stat per file (at
+        # 100,000 files the stats were a fifth of verify's time); sizes are -1
+        return self._list_version(version, sizes=False)
+
+    def _list_version(self, version: str, *, sizes: bool) -> dict[str, int]:
         out: dict[str, int] = {}
         odd: list[str] = []
 
@@ -301,6 +353,9 @@ class LocalDestination(Destination):
                 if e.is_dir(follow_symlinks=False):
                     if e.name not in SERVER_WRITTEN_DIRS:  # a server's own cache
                         walk(e.path, f"{r}/")
+                    continue
+                if not sizes and e.is_file(follow_symlinks=False):
+                    out[r] = -1
                     continue
                 st = e.stat(follow_symlinks=False)
                 if stat.S_ISREG(st.st_mode):
@@ -330,6 +385,38 @@ class LocalDestination(Destination):
             return hash_fd(fd, progress, size)
         finally:
             os.close(fd)
+
+    def hash_version_files(
+        self, version: str, items: Sequence[tuple[str, int]], progress: ProgressFn | None = None
+    ) -> Iterator[FileHash]:
+        # Many small files are hashed by worker processes, one per core: per file the work is
+        # a few system calls and some bytecode, and threads serialise on the GIL for the
+        # bytecode (100,000 files of 1 KiB on 2 cores: one thread 1.13 s, two 1.00 s, two
+        # processes half that). Big files stream through threads (hashlib drops the GIL).
+        root = f"{self.url}/{version}/"
+        processes = _hash_processes(len(items))
+        if processes <= 1:
+
+            def one(item: tuple[str, int]) -> FileHash:
+                try:
+                    return FileHash(self.hash_version_file(version, *item, progress), None)
+                except (OSError, PushgateError) as e:
+                    return FileHash(None, str(e))
+
+            threads = min(hash_threads(), len(items)) or 1  # CPU-bound: one per core
+            yield from bounded_map(one, items, threads, cost=lambda item: item[1])
+            return
+        checked_rels([rel for rel, _ in items])
+        chunks = list(_chunks([(root + rel, size) for rel, size in items]))
+        pool = multiprocessing.get_context("fork").Pool(processes)
+        try:
+            for chunk, results in zip(chunks, pool.imap(_hash_paths, chunks)):
+                if progress:
+                    progress(sum(max(size, 0) for _, size in chunk))
+                yield from results
+        finally:
+            pool.terminate()
+            pool.join()
 
     def missing_dirs(self, version: str, dirs: Sequence[str]) -> list[str]:
         root = self.base / version
