@@ -195,6 +195,16 @@ class _SourceHashes:
         self._done: dict[str, str] = {}
         self._lock = threading.Lock()
 
+    def matches_record(self, record: dict[str, Any]) -> bool:
+        """:meth:`matches` against a record's manifest, which is popped from ``record`` (its
+        per-file dicts are freed before the source is hashed). A record without a readable
+        manifest matches nothing: the model is pushed as a new version."""
+        try:
+            manifest = Manifest.from_json(record.pop("manifest"))
+        except (KeyError, TypeError, ValueError, PushgateError):
+            return False
+        return self.matches(manifest)
+
     def matches(self, manifest: Manifest) -> bool:
         """True when the source is byte-identical to ``manifest``; stops at the first mismatch."""
         want = manifest.by_path()
@@ -460,7 +470,7 @@ class _Plan:
             newest is not None
             and newest.record
             and not request.allow_duplicate
-            and self.hashes.matches(Manifest.from_json(newest.record["manifest"]))
+            and self.hashes.matches_record(newest.record)
         ):
             res.pushed, res.already_present, res.digest = True, True, newest.record["digest"]
             res.version, res.destination = newest.version, dest.version_url(newest.version)
