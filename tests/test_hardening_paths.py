@@ -428,6 +428,44 @@ def test_a_failed_journal_event_after_publish_is_a_warning_and_is_repaired(tmp_p
     assert not list((base / ".pushgate" / "pending-events").iterdir())
 
 
+def test_a_failed_journal_event_after_a_rollback_is_a_warning_and_is_repaired(
+    tmp_path: Path,
+) -> None:
+    """Rollback shares push's pending-event path: once its version is published, an event that
+    cannot be written is a warning (exit 0), and a later command writes it."""
+    base = tmp_path / "s"
+    push_one(tmp_path / "m1", base, seed=1)
+    first = numeric_dirs(base)[-1]
+    push_one(tmp_path / "m2", base, seed=2)
+    log = base / ".pushgate" / "log"
+    shards = [log, *log.iterdir()]
+    for d in shards:
+        os.chmod(d, 0o555)
+    try:
+        proc = run("rollback", base, "--to", first, "--json", prefix=("unshare", "-U"))
+    finally:
+        for d in shards:
+            os.chmod(d, 0o755)
+    assert proc.returncode == 0, (proc.stdout, proc.stderr)
+    out = json.loads(proc.stdout)
+    version = out["version"]
+    assert numeric_dirs(base)[-1] == version
+    assert any("event could not be written" in w for w in out["warnings"]), out["warnings"]
+    pending = base / ".pushgate" / "pending-events" / f"{version}.json"
+    doc = json.loads(pending.read_text())
+    assert doc["event"] == "rollback" and doc["rollback_to"] == first
+    pending.write_text(json.dumps({**doc, "at": "2026-01-01T00:00:00.000000Z"}))
+    code, again = cli_json("push", "--model", make_model_dir(tmp_path / "m3", seed=3), "--to", base)
+    assert code == 0
+    assert (
+        f"wrote the missing rollback event of version {version}"
+        in again["destinations"][0]["recovered"]
+    )
+    code, hist = cli_json("history", base)
+    late = [e for e in hist["events"] if e.get("version") == version and e["event"] == "rollback"]
+    assert len(late) == 1 and late[0]["written_late"] is True
+
+
 # -- 8. a full disk while writing a journal file --------------------------------------------------
 def test_disk_full_while_writing_the_journal_leaves_no_temporary_file(tmp_path: Path) -> None:
     model = make_model_dir(tmp_path / "m", shards=1, shard_bytes=4096)

@@ -197,6 +197,19 @@ def rollback(
             "rollback_reason": reason,
         }
 
+    def make_event(version: str, manifest: Manifest) -> dict[str, Any]:
+        return {
+            "event": "rollback",
+            "version": version,
+            "digest": manifest.digest,
+            "rolled_back_from": current.version,
+            "rollback_to": target.version,
+            "reason": reason,
+        }
+
+    # the event goes through push's pending path: stored before the publish, written after; a
+    # failure to write it once the version is published is a warning, and a later command
+    # writes it (it no longer fails a rollback that has published)
     version, manifest = publish_to(
         dest,
         files,
@@ -205,16 +218,10 @@ def rollback(
         make_record,
         from_version=target.version,
         dirs=target_manifest.dirs,
+        make_event=make_event,
+        warnings=result.warnings,
     )
     result.version, result.destination = version, dest.version_url(version)
-    journal.event(
-        "rollback",
-        version=version,
-        digest=manifest.digest,
-        rolled_back_from=current.version,
-        rollback_to=target.version,
-        reason=reason,
-    )
     if on_publish:
         from pushgate.hook import run_hook
 
