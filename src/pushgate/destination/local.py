@@ -234,19 +234,37 @@ def _chunks(items: list[tuple[str, int]]) -> Iterator[list[tuple[str, int]]]:
         yield items[i : i + _HASH_CHUNK_FILES]
 
 
-def _hash_paths(chunk: list[tuple[str, int]]) -> list[FileHash]:
-    """sha256 of files given by full path (in a hashing process), never following a link."""
-    out: list[FileHash] = []
+def _hash_paths(chunk: list[tuple[str, int]]) -> list[str]:
+    """sha256 hex of files given by full path and recorded size (in a hashing process), never
+    following a link: ``""`` for a file whose size differs (it cannot match), ``"!<why>"`` for
+    one that cannot be read. Plain strings cross the process boundary cheaply.
+
+    Per file: open, fstat, one read, close. The size from ``fstat`` replaces the read to the end
+    (a file that grew shows as a size change) and, as the file is known to be regular, the
+    descriptor is left non-blocking (that changes nothing for a regular file): at 100,000 small
+    files those three system calls fewer were a quarter of the work.
+    """
+    out: list[str] = []
     for path, size in chunk:
         try:
-            fd = open_regular(path, follow=False)
+            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW)
         except OSError as e:
-            out.append(FileHash(None, str(e)))
+            why = f"{path} is a symlink, not a regular file" if e.errno == errno.ELOOP else e
+            out.append(f"!{why}")
             continue
         try:
-            out.append(FileHash(hash_fd(fd, None, size), None))
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):
+                out.append(f"!{path} is {_kind(st.st_mode)}, not a regular file")
+            elif size >= 0 and st.st_size != size:
+                out.append("")
+            elif 0 <= size <= SMALL_FILE:
+                data = os.read(fd, size) if size else b""
+                out.append(hashlib.sha256(data).hexdigest() if len(data) == size else "")
+            else:
+                out.append(hash_fd(fd, None, size))
         except OSError as e:
-            out.append(FileHash(None, str(e)))
+            out.append(f"!{e}")
         finally:
             os.close(fd)
     return out
@@ -413,7 +431,11 @@ class LocalDestination(Destination):
             for chunk, results in zip(chunks, pool.imap(_hash_paths, chunks)):
                 if progress:
                     progress(sum(max(size, 0) for _, size in chunk))
-                yield from results
+                for got in results:
+                    if got.startswith("!"):
+                        yield FileHash(None, got[1:])
+                    else:
+                        yield FileHash(got, None)
         finally:
             pool.terminate()
             pool.join()
