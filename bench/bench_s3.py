@@ -29,15 +29,18 @@ sys.path.insert(0, str(ROOT / "tests"))
 PUSH_CHILD = r"""
 import json, sys, time, resource
 from pushgate.destination import objectstore
-orig = objectstore.ObjectStoreDestination.stage
 phase = {}
-def stage(self, *a, **k):
-    t = time.perf_counter()
-    try:
-        return orig(self, *a, **k)
-    finally:
-        phase["upload_s"] = time.perf_counter() - t
-objectstore.ObjectStoreDestination.stage = stage
+def timed(name, key):
+    orig = getattr(objectstore.ObjectStoreDestination, name)
+    def run(self, *a, **k):
+        t = time.perf_counter()
+        try:
+            return orig(self, *a, **k)
+        finally:
+            phase[key] = time.perf_counter() - t
+    setattr(objectstore.ObjectStoreDestination, name, run)
+timed("stage", "upload_s")
+timed("publish", "publish_s")
 import pushgate
 t = time.perf_counter()
 r = pushgate.push(model=sys.argv[1], to=sys.argv[2], allow_duplicate=True)
@@ -106,6 +109,11 @@ def main() -> None:
         help="also time pushgate with every file but the entry files uploaded straight into "
         "<v>/ (PUSHGATE_S3_DIRECT=1: no staging copy; the entry files and the record last)",
     )
+    ap.add_argument(
+        "--baseline-src",
+        help="also time pushgate from this source tree (its src/ folder), alternating: "
+        "to compare a change against the code before it in one run",
+    )
     args = ap.parse_args()
     from servers import S3_KEY_ID, S3_REGION, S3_SECRET, free_port
 
@@ -153,6 +161,7 @@ def main() -> None:
     results: dict[str, list[dict[str, float]]] = {
         "pushgate": [],
         "pushgate_direct": [],
+        "pushgate_baseline": [],
         "awscli": [],
         "s5cmd": [],
     }
@@ -162,6 +171,14 @@ def main() -> None:
             results["pushgate"].append(
                 run([sys.executable, "-c", PUSH_CHILD, str(model), dest], env)
             )
+            if args.baseline_src:
+                dest = f"s3://{bucket}/base-{uuid.uuid4().hex[:8]}"
+                results["pushgate_baseline"].append(
+                    run(
+                        [sys.executable, "-c", PUSH_CHILD, str(model), dest],
+                        {**env, "PYTHONPATH": args.baseline_src},
+                    )
+                )
             if args.direct:
                 dest = f"s3://{bucket}/direct-{uuid.uuid4().hex[:8]}"
                 results["pushgate_direct"].append(
@@ -220,7 +237,10 @@ def main() -> None:
         "small_files": args.small_files,
         "pushgate_direct_total_s": med("pushgate_direct", "total_s"),
         "pushgate_direct_upload_s": med("pushgate_direct", "upload_s"),
+        "pushgate_baseline_total_s": med("pushgate_baseline", "total_s"),
+        "pushgate_baseline_publish_s": med("pushgate_baseline", "publish_s"),
         "rounds": args.rounds,
+        "pushgate_publish_s": med("pushgate", "publish_s"),
         "pushgate_upload_s": med("pushgate", "upload_s"),
         "pushgate_total_s": med("pushgate", "total_s"),
         "pushgate_peak_rss_mib": max(r["rss_mib"] for r in results["pushgate"]),

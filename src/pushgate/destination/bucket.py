@@ -562,25 +562,42 @@ class ObjectStoreDestination(Destination):
             e.path for e in staged.manifest.files if e.path not in staged.direct
         )
         firsts, others = _triton_first(others)
+        # The staging copy of a file is deleted as soon as the file is copied, a DeleteObjects
+        # of up to 1000 keys at a time on a helper thread, so the deletes overlap the copies
+        # and the staging prefix is never listed back (the manifest names every key).
+        cleaner = ThreadPoolExecutor(max_workers=1)
+        done: list[str] = []
+
+        def copied(p: str) -> None:
+            done.append(f"{root}{p}")
+            if len(done) >= 1000:
+                batch = done[:]
+                done.clear()
+                cleaner.submit(self._delete, batch)
+
+        def copy(p: str) -> str:
+            self._copy(f"{root}{p}", self._key(f"{version}/{p}"))
+            return p
+
         try:
             for p in firsts:
-                self._copy(f"{root}{p}", self._key(f"{version}/{p}"))
-            for _ in bounded_map(
-                lambda p: self._copy(f"{root}{p}", self._key(f"{version}/{p}")),
-                others,
-                self._threads(len(others)),
-                batch=4,
-            ):
-                pass
+                copied(copy(p))
+            for p in bounded_map(copy, others, self._threads(len(others)), batch=4):
+                copied(p)
             for p in entries:
-                self._copy(f"{root}{p}", self._key(f"{version}/{p}"))
+                copied(copy(p))
             self.write_meta(f"records/{version}.json", record)
         except BaseException:
+            cleaner.shutdown(wait=True)
             # Leave nothing that looks like a version; recover() finishes this if we cannot.
             with contextlib.suppress(Exception):
                 self._remove_unrecorded(version)
             raise
         with contextlib.suppress(Exception):
+            if done:
+                cleaner.submit(self._delete, done[:])
+            cleaner.shutdown(wait=True)
+            # a failed batch leaves keys behind: the listing finds them (empty, one request)
             self.discard(staged.token)
 
     def discard(self, token: str) -> None:
