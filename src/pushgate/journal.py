@@ -45,6 +45,7 @@ import contextlib
 import getpass
 import json
 import os
+import random
 import re
 import socket
 import time
@@ -76,6 +77,8 @@ GONE = "gone/"
 WITHDRAWN = "withdrawals/"
 #: seconds after which a ``deciding`` removal intent of a process on another host counts as dead
 INTENT_TTL = float(os.environ.get("PUSHGATE_INTENT_TTL", "120"))
+#: conditional index writes before giving up (each lost race means another writer progressed)
+INDEX_WRITE_TRIES = 64
 
 
 def who() -> dict[str, str]:
@@ -408,9 +411,17 @@ class Journal:
         listing. Reads the index and the listing; rebuilds from every record only when the index
         is missing or damaged. ``known``: records in hand (just published), not read again.
         Writes nothing."""
+        return self._index_of(self.dest.read_meta(journal_index.INDEX_KEY), on_store, known)
+
+    def _index_of(
+        self,
+        raw: bytes | None,
+        on_store: set[str] | None = None,
+        known: dict[str, dict[str, Any]] | None = None,
+    ) -> Index:
         if on_store is None:
             on_store = set(self.dest.numeric_children())
-        index, why = journal_index.parse(self.dest.read_meta(journal_index.INDEX_KEY))
+        index, why = journal_index.parse(raw)
         if index is None:
             index = journal_index.rebuild(self, on_store, str(why), frozenset(known or ()))
         for name, record in (known or {}).items():
@@ -425,12 +436,39 @@ class Journal:
     def save_index(self, published: dict[str, dict[str, Any]] | None = None) -> Index:
         """Store the reconciled index, with the records of versions just ``published`` added.
         On local disk under the lifecycle lock (never call this while holding it)."""
-        with self.dest.lifecycle_lock():
-            index = self.index(known=published)
-            if index.dirty:
-                self.dest.write_meta(journal_index.INDEX_KEY, index.to_bytes())
-                index.dirty = False
-        return index
+        with self.dest.lifecycle_lock() as locked:
+            return self._store_index(locked, published)
+
+    def _store_index(
+        self, locked: bool, published: dict[str, dict[str, Any]] | None = None, high_water: int = 0
+    ) -> Index:
+        """Read, reconcile and store the index. Under the lifecycle lock (local disk) a plain
+        write; elsewhere (buckets) a conditional one, If-Match on the ETag read (GCS:
+        ifGenerationMatch), read again and re-applied when another writer got there first, so
+        two writers at once never lose an update."""
+        key = journal_index.INDEX_KEY
+        for attempt in range(INDEX_WRITE_TRIES):
+            if locked:
+                raw, tag = self.dest.read_meta(key), None
+            else:
+                raw, tag = self.dest.read_meta_tagged(key)
+            index = self._index_of(raw, None, published)
+            if high_water > index.high_water:
+                index.high_water, index.dirty = high_water, True
+            if not index.dirty:
+                return index
+            if locked:
+                self.dest.write_meta(key, index.to_bytes())
+            elif not self.dest.write_meta_if(key, index.to_bytes(), tag):
+                # lost the race: the other writer's update is in what we read next
+                time.sleep(random.uniform(0, 0.01 * min(attempt + 1, 10)))
+                continue
+            index.dirty = False
+            return index
+        raise DestinationError(
+            f"{self.where(key)} changed {INDEX_WRITE_TRIES} times while this process updated it "
+            "(as many writers at once): not written; the next command that writes it retries"
+        )
 
     def high_water(self) -> int:
         """The highest number pushgate handed out that the index or the high-water mark knows
@@ -447,7 +485,7 @@ class Journal:
         Reads the whole history (it is what it trims): run it now and then, not on every push."""
         cutoff = utc_iso(time.time() - days * 86400)
         done = {"records": 0, "events": 0, "claims": 0}
-        with self.dest.lifecycle_lock():
+        with self.dest.lifecycle_lock() as locked:
             on_store = set(self.dest.numeric_children())
             index = self.index(on_store)
             keep = on_store | set(index.versions) | set(self.removals())
@@ -460,8 +498,7 @@ class Journal:
             )
             mark = {"schema": "pushgate.high_water/v1", "high_water": high, "at": utc_now()}
             self.dest.write_meta(journal_index.HIGH_WATER_KEY, dumps(mark))
-            index.high_water, index.dirty = high, True
-            self.dest.write_meta(journal_index.INDEX_KEY, index.to_bytes())
+            self._store_index(locked, high_water=high)
 
             # when each gone version went: its tombstone, else 0.x's prune event
             gone_at: dict[str, str] = {}

@@ -17,11 +17,13 @@ published, not as the history:
   removal before its intent is dropped) drops it; a withdrawal marker flags it withdrawn; neither
   leaves it listed as "recorded but missing from the store".
 
-Writers persist what they reconciled. On local disk they do so under the lifecycle ``flock``,
-tmp + fsync + rename (``write_meta``). Object stores are written here through
-``Destination.write_meta``, which has no conditional overwrite (If-Match): two writers at once may
-lose one's update, the last write winning. Nothing is lost by that: the next reader repairs the
-index from the store's listing, the records and the tombstones, as above.
+Writers persist what they reconciled (``Journal.save_index``). On local disk they do so under the
+lifecycle ``flock``, tmp + fsync + rename (``write_meta``). On object stores, where nothing holds
+writers off, the write is conditional (``Destination.write_meta_if``: If-Match on the ETag read on
+S3 and Azure, ``ifGenerationMatch`` on GCS; create-only when there was none): a writer that lost
+the race reads the index again, reconciles and re-applies its update, so two writers at once never
+lose one's update. Even so the index is only derived data: the next reader would repair it from
+the store's listing, the records and the tombstones, as above.
 
 A BASE written by pushgate 0.x (no index, records with their manifest indented, events under
 ``events/``) is read as it is: readers rebuild the index in memory (reading every record, as 0.x

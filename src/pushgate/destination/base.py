@@ -105,6 +105,10 @@ class Staged:
     manifest: Manifest
     #: paths already written straight into ``<BASE>/<version>/`` (object stores), not staged
     direct: frozenset[str] = frozenset()
+    #: small files hashed but not uploaded yet (object stores): ``publish`` uploads each straight
+    #: into ``<BASE>/<version>/``, read again and checked against the manifest, where a staged
+    #: file would be copied
+    held: tuple[SourceFile, ...] = ()
 
 
 class Destination(ABC):
@@ -187,6 +191,18 @@ class Destination(ABC):
     ) -> bool:
         """Write ``.pushgate/<key>`` whole (never torn), and durably unless ``durable`` is False
         (no flush: a crash may lose it); with ``create_only`` return False if it exists."""
+
+    def read_meta_tagged(self, key: str) -> tuple[bytes | None, str | None]:
+        """``(bytes, tag)`` of ``.pushgate/<key>``, ``(None, None)`` when it does not exist;
+        ``tag`` names this content for :meth:`write_meta_if` (an ETag, a GCS generation)."""
+        raise NotImplementedError(f"{type(self).__name__} has no conditional meta writes")
+
+    def write_meta_if(self, key: str, data: bytes, tag: str | None) -> bool:
+        """Replace ``.pushgate/<key>`` whole only if it still holds what ``tag`` names
+        (``None``: only if it does not exist); False when another writer changed it meanwhile:
+        nothing was written, read it again. For stores whose :meth:`lifecycle_lock` orders
+        nothing (buckets); a locked store writes with :meth:`write_meta`."""
+        raise NotImplementedError(f"{type(self).__name__} has no conditional meta writes")
 
     @abstractmethod
     def list_meta(self, prefix: str) -> list[str]:
