@@ -12,11 +12,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import boto3
+import pytest
 
 import pushgate
 from pushgate.destination import open_destination
+from pushgate.errors import PushgateError
 from pushgate.journal import Journal
 from pushgate.lifecycle import verify
+from pushgate.progress import Progress
 from servers import S3_KEY_ID, S3_REGION, S3_SECRET, S3Server, s3_server  # noqa: F401
 
 
@@ -65,3 +68,39 @@ def test_small_files_skip_staging_and_land_whole(s3_server: S3Server, tmp_path: 
     }
     assert len(record["manifest"]["files"]) == 123
     assert verify(base, r.version, storage_options=s3_server.options()).ok
+
+
+class ChangeAfterStaging(Progress):
+    """Rewrites one model file when the push's upload phase ends, before its publish: what a
+    process writing into the model directory meanwhile would do."""
+
+    def __init__(self, victim: Path) -> None:
+        self.victim = victim
+        self.label = ""
+
+    def start(self, label: str, total: int) -> None:
+        self.label = label
+
+    def finish(self) -> None:
+        if self.label == "pushing":
+            self.victim.write_bytes(b"changed after it was hashed\n")
+
+
+def test_a_held_back_file_changed_before_publish_is_refused_not_published(
+    s3_server: S3Server, tmp_path: Path
+) -> None:
+    bucket = s3_server.make_bucket()
+    base = f"s3://{bucket}/models/demo"
+    model = small_model(tmp_path / "model", 20)
+    victim = model / "assets" / "d1" / "f0005.txt"
+    with pytest.raises(PushgateError) as e:
+        pushgate.push(
+            model=model,
+            to=base,
+            storage_options=s3_server.options(),
+            progress=ChangeAfterStaging(victim),
+        )
+    assert str(victim) in str(e.value) and "changed" in str(e.value)
+    dest = open_destination(base, s3_server.options())
+    assert dest.numeric_children() == []  # nothing half-published
+    assert [k for k in dest.list_meta("staging/") if not k.endswith(".lease")] == []
