@@ -634,6 +634,8 @@ class ObjectStoreDestination(Destination):
         # and the staging prefix is never listed back (the manifest names every key).
         cleaner = ThreadPoolExecutor(max_workers=1)
         done: list[str] = []
+        held = {f.rel: f for f in staged.held}
+        entry_of = {e.path: e for e in staged.manifest.files} if held else {}
 
         def copied(p: str) -> None:
             if p in held:
@@ -643,9 +645,6 @@ class ObjectStoreDestination(Destination):
                 batch = done[:]
                 done.clear()
                 cleaner.submit(self._delete, batch)
-
-        held = {f.rel: f for f in staged.held}
-        entry_of = {e.path: e for e in staged.manifest.files} if held else {}
 
         def copy(p: str) -> str:
             if p in held:
@@ -668,10 +667,12 @@ class ObjectStoreDestination(Destination):
             with contextlib.suppress(Exception):
                 self._remove_unrecorded(version)
             raise
-        with contextlib.suppress(Exception):
+        try:
             if done:
                 cleaner.submit(self._delete, done[:])
+        finally:
             cleaner.shutdown(wait=True)
+        with contextlib.suppress(Exception):
             # a failed batch leaves keys behind: the listing finds them (empty, one request)
             self.discard(staged.token)
 
