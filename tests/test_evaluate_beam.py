@@ -332,3 +332,67 @@ def test_cli_runner_beam_without_the_beam_extra_is_exit_2_with_the_install_hint(
         check=False,
     )
     assert probe.returncode == 0
+
+
+def processes_with_env(entry: str) -> list[int]:
+    """The processes whose environment holds ``entry`` (``KEY=VALUE``)."""
+    found = []
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                env = (d / "environ").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if entry.encode() in env:
+                found.append(int(d.name))
+    return found
+
+
+@needs_beam
+def test_cli_beam_deadline_ends_the_pipeline_with_exit_1_and_writes_no_verdict(
+    data: dict, tmp_path: Path
+) -> None:
+    """--deadline holds on Beam as in-process: the run is ended (DirectRunner's worker
+    processes too), exit 1, and no verdict, not even an earlier one, is left."""
+    import time
+
+    out = tmp_path / "blessing"
+    out.mkdir()
+    (out / "BLESSED").touch()  # an earlier run's verdict must not survive
+    th = tmp_path / "t.json"
+    th.write_text(json.dumps({"metrics": {"accuracy": {"value": {"lower": 0}}}}))
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    options = [a for o in MULTI for a in ("--beam-option", o)]
+    start = time.monotonic()
+    proc = cli(
+        "evaluate", "--model", data["saved_model"], "--examples", data["artifact"],
+        "--thresholds", th, "--output", out, "--runner", "beam", *options, "--deadline", "1.5",
+        env={"TMPDIR": str(tmp)},
+    )  # fmt: skip
+    took = time.monotonic() - start
+    assert proc.returncode == 1, proc.stderr
+    assert "did not finish within the deadline of 1.5 s" in proc.stderr, proc.stderr
+    assert "raise --deadline" in proc.stderr and "Traceback" not in proc.stderr
+    assert sorted(p.name for p in out.iterdir()) == []  # no marker, no evaluation.json
+    assert took < 30, took
+    time.sleep(0.5)
+    assert processes_with_env(f"TMPDIR={tmp}") == []  # launcher and workers ended
+    assert list(tmp.iterdir()) == []
+
+
+@needs_beam
+def test_cli_beam_leaves_nothing_in_the_temporary_directory(data: dict, tmp_path: Path) -> None:
+    """Beam's launcher leaves folders in TMPDIR on every run (beam-temp* of its Prism attempt,
+    python_sdk_dependencies' folders): pushgate runs it inside its own, removed, folder."""
+    th = tmp_path / "t.json"
+    th.write_text(json.dumps({"metrics": {"accuracy": {"value": {"lower": 0}}}}))
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    proc = cli(
+        "evaluate", "--model", data["onnx0"], "--examples", data["csv"], "--thresholds", th,
+        "--output", tmp_path / "blessing", "--runner", "beam", env={"TMPDIR": str(tmp)},
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "blessing" / "BLESSED").exists()
+    assert list(tmp.iterdir()) == []

@@ -169,6 +169,7 @@ def _model_metrics(
             label=request.label,
             batch_size=request.batch_size,
             options=request.beam_options,
+            deadline=request.deadline,
             auc_exact_budget=request.auc_exact_budget,
         )
         _auc_note(metrics, auc_method, n, request.auc_exact_budget, ref.describe(), notes)

@@ -24,9 +24,13 @@ import dataclasses
 import json
 import logging
 import os
+import pickle
 import re
+import signal
+import subprocess
 import sys
 import tempfile
+import time
 import uuid
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -36,18 +40,23 @@ from pushgate.errors import InputError, MissingDependencyError, UsageError, Vali
 from pushgate.examples import ExampleSource, require_labels
 from pushgate.metrics import AUC_EXACT_BUDGET, Accumulator
 from pushgate.runtime import ONNX, ModelRef
+from pushgate.secrets import clean_url
 
 logging.disable(logging.WARNING)  # Beam warns at import about GCP clients it may not use
 try:
     import apache_beam as beam
     from apache_beam.io.filesystems import FileSystems
     from apache_beam.options.pipeline_options import PipelineOptions
+    from apache_beam.runners.runner import PipelineState
 except ImportError as e:  # exercised in a subprocess without the extra
     raise MissingDependencyError(
         "running the evaluation on Apache Beam (--runner beam)", "beam"
     ) from e
 finally:
     logging.disable(logging.NOTSET)
+
+# How long a runner that runs the job on its own gets, past the deadline, to be cancelled.
+CANCEL_GRACE_S = 60.0
 
 # An error raised inside a worker crosses the runner as text; this marker carries its kind back.
 _MARK = "pushgate-beam-error"
@@ -184,13 +193,46 @@ def _write_json(doc: dict[str, Any], path: str) -> None:
 
 
 def _shards(examples: ExampleSource) -> list[ExampleSource]:
-    """One source per file (absolute paths: workers need not share this process's directory)."""
+    """One source per file (local paths made absolute: workers need not share this process's
+    directory; object-store URLs as they are: each worker reads its own shards)."""
     if examples.kind == "tfrecord":
         return [
-            dataclasses.replace(examples, files=(f.absolute(),), source=str(f), path=f.absolute())
+            dataclasses.replace(
+                examples, files=(_absolute(f),), source=_shown(f), path=_absolute(f)
+            )
             for f in examples.files
         ]
-    return [dataclasses.replace(examples, path=examples.path.absolute())]
+    return [dataclasses.replace(examples, path=_absolute(examples.path))]
+
+
+def _absolute(f: Path | str) -> Path | str:
+    return f if isinstance(f, str) else f.absolute()
+
+
+def _shown(f: Path | str) -> str:
+    return clean_url(f) if isinstance(f, str) else str(f)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Launch:
+    """What the launching child process needs (pickled into pushgate's own temporary folder)."""
+
+    runtime: str
+    model: str
+    job: dict[str, Any]
+    shards: list[ExampleSource]
+    feature_names: tuple[str, ...]
+    task: str
+    label: str
+    batch_size: int
+    options: list[str]  # K=V, as given
+    auc_exact_budget: int
+    out: str  # the metrics document the pipeline writes (temp_location, or our folder)
+    result: str  # what the launcher reports back: metrics or an error
+    submitted: str  # written once the runner runs the pipeline on its own (cancellable)
+    log: str
+    deadline: float | None
+    started: float  # time.time() when pushgate started the launcher
 
 
 def beam_metrics(
@@ -202,62 +244,202 @@ def beam_metrics(
     label: str,
     batch_size: int,
     options: Sequence[str],
+    deadline: float | None = None,
     auc_exact_budget: int = AUC_EXACT_BUDGET,
 ) -> tuple[dict[str, float], str, int]:
-    """Run the model over the examples as a Beam pipeline: ``(metrics, auc_method, examples)``."""
+    """Run the model over the examples as a Beam pipeline: ``(metrics, auc_method, examples)``.
+
+    The pipeline is launched from a child process in its own session, its temporary folder
+    (``TMPDIR``) inside pushgate's, which is removed afterwards: Beam's launcher leaves folders in
+    the temporary directory on every run (``beam-temp*`` of the Prism attempt, staging folders),
+    and a local runner can only be stopped at the ``deadline`` by ending its processes. A runner
+    that runs the job elsewhere (Dataflow, Flink, Spark, Prism) is cancelled at the deadline.
+    """
     beam_options = pipeline_options(options)
     job = {**job, "model": str(Path(job["model"]).absolute())}
     temp = beam_options.get_all_options().get("temp_location")
-    with tempfile.TemporaryDirectory(prefix="pushgate-beam-") as local:
+    with tempfile.TemporaryDirectory(prefix="pushgate-beam-") as local_dir:
+        local = Path(local_dir)
+        (local / "tmp").mkdir()
         # the result must be readable here: temp_location (gs://... on Dataflow) or a local dir
-        out_dir = temp or local
-        out = FileSystems.join(out_dir, f"pushgate-metrics-{uuid.uuid4().hex}.json")
-        log = Path(local) / "beam.log"
+        out = FileSystems.join(temp or local_dir, f"pushgate-metrics-{uuid.uuid4().hex}.json")
+        launch = _Launch(
+            runtime=ref.runtime,
+            model=ref.describe(),
+            job=job,
+            shards=_shards(examples),
+            feature_names=examples.feature_names,
+            task=task,
+            label=label,
+            batch_size=batch_size,
+            options=list(options),
+            auc_exact_budget=auc_exact_budget,
+            out=out,
+            result=str(local / "result.json"),
+            submitted=str(local / "submitted"),
+            log=str(local / "beam.log"),
+            deadline=deadline,
+            started=time.time(),
+        )
+        spec = local / "launch.pickle"
+        spec.write_bytes(pickle.dumps(launch))
         try:
-            with _stderr_to(log), beam.Pipeline(options=beam_options) as p:
-                _ = (
-                    p
-                    | "Files" >> beam.Create(_shards(examples))
-                    | "Read" >> beam.FlatMap(_read, batch_size)
-                    | "Spread" >> beam.Reshuffle()
-                    | "Infer" >> beam.ParDo(_Infer(ref.runtime, job, examples.feature_names, label))
-                    | "Metrics" >> beam.CombineGlobally(_MetricsCombineFn(task, auc_exact_budget))
-                    | "Write" >> beam.Map(_write_json, out)
-                )
-        except Exception as e:
-            raise _pipeline_error(ref, e, log) from e
-        try:
-            with FileSystems.open(out) as f:
-                doc = json.loads(f.read().decode("utf-8"))
-        except (OSError, ValueError) as e:
-            raise ValidationError(
-                f"the Beam pipeline for {ref.describe()} finished without its metrics at {out}: "
-                f"{e}; on a distributed runner give --beam-option temp_location=<a location both "
-                "the workers and this machine can read>"
-            ) from e
+            doc = _run_launcher(launch, spec, local / "tmp")
         finally:
             if temp:
                 with contextlib.suppress(Exception):
                     FileSystems.delete([out])
-    if "error" in doc:
-        raise InputError(str(doc["error"]))
+    return _answer(ref, doc, deadline)
+
+
+def _run_launcher(launch: _Launch, spec: Path, tmp: Path) -> dict[str, Any]:
+    """Run ``python -m pushgate.evaluator_beam SPEC`` to its end or the deadline; its report."""
+    from pushgate.runtime import _kill_group, worker_env
+
+    env = {**worker_env(), "TMPDIR": str(tmp), "TEMP": str(tmp), "TMP": str(tmp)}
+    cmd = [sys.executable, "-m", "pushgate.evaluator_beam", str(spec)]
+    with open(launch.log, "ab") as log:
+        try:
+            proc = subprocess.Popen(
+                cmd,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+                start_new_session=True,
+            )
+        except OSError as e:
+            raise ValidationError(f"cannot start the Beam launcher {cmd[0]}: {e.strerror}") from e
+    killed = False
+    try:
+        end = None if launch.deadline is None else launch.started + launch.deadline
+        while proc.poll() is None:
+            now = time.time()
+            # at the deadline a local runner (running inside the launcher's processes) is ended;
+            # one that runs the job on its own gets a grace to be cancelled by the launcher
+            if (
+                end is not None
+                and now >= end
+                and (not os.path.exists(launch.submitted) or now >= end + CANCEL_GRACE_S)
+            ):
+                killed = True
+                _kill_group(proc)
+                break
+            time.sleep(0.05)
+    finally:
+        if proc.poll() is None:  # interrupted: nothing of the run is left behind
+            _kill_group(proc)
+    try:
+        doc: dict[str, Any] = json.loads(Path(launch.result).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        if killed:
+            return {"deadline": "its processes were ended"}
+        tail = _tail(Path(launch.log))
+        return {
+            "kind": "ValidationError",
+            "message": f"the Beam pipeline evaluating {launch.model} failed: its launcher "
+            f"ended ({_describe(proc.returncode)}) without a result"
+            + (f"\nthe runner's log ends:\n{tail}" if tail else ""),
+        }
+    return doc
+
+
+def _describe(code: int | None) -> str:
+    if code is not None and code < 0:
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exit code {code}"
+
+
+def _answer(
+    ref: ModelRef, doc: dict[str, Any], deadline: float | None
+) -> tuple[dict[str, float], str, int]:
+    """The launcher's report as the metrics, or as the pushgate error it names."""
+    if "deadline" in doc:
+        raise ValidationError(
+            f"could not run the model {ref.describe()} over the examples: the Beam pipeline did "
+            f"not finish within the deadline of {deadline:g} s ({doc['deadline']}); raise "
+            "--deadline if the evaluation is just slow"
+        )
+    kind, message = doc.get("kind"), str(doc.get("message", ""))
+    if kind == "MissingRuntime":
+        extra = "onnx" if ref.runtime == ONNX else "tensorflow"
+        raise MissingDependencyError(f"running a {ref.runtime} model ({message})", extra)
+    if kind == "InputError":
+        raise InputError(message)
+    if kind is not None:
+        raise ValidationError(message)
     return doc["metrics"], doc["auc_method"], int(doc["n"])
 
 
-@contextlib.contextmanager
-def _stderr_to(path: Path) -> Iterator[None]:
-    """The runner's and its worker processes' logs (file descriptor 2) into ``path``, as the
-    in-process path keeps its runtime's log: the user sees pushgate's error, not Beam's."""
-    sys.stderr.flush()
-    saved = os.dup(2)
+def _launch(launch: _Launch) -> dict[str, Any]:
+    """In the launcher process: build and run the pipeline, wait for it up to the deadline (then
+    cancel it), and read its metrics back."""
+    p = beam.Pipeline(options=pipeline_options(launch.options))
+    _ = (
+        p
+        | "Files" >> beam.Create(launch.shards)
+        | "Read" >> beam.FlatMap(_read, launch.batch_size)
+        | "Spread" >> beam.Reshuffle()
+        | "Infer"
+        >> beam.ParDo(_Infer(launch.runtime, launch.job, launch.feature_names, launch.label))
+        | "Metrics" >> beam.CombineGlobally(_MetricsCombineFn(launch.task, launch.auc_exact_budget))
+        | "Write" >> beam.Map(_write_json, launch.out)
+    )
     try:
-        with path.open("ab") as f:
-            os.dup2(f.fileno(), 2)
-            yield
-    finally:
-        sys.stderr.flush()
-        os.dup2(saved, 2)
-        os.close(saved)
+        result = p.run()
+        if not PipelineState.is_terminal(result.state):
+            Path(launch.submitted).touch()
+        if launch.deadline is None:
+            state = result.wait_until_finish()
+        else:
+            left = launch.started + launch.deadline - time.time()
+            state = result.wait_until_finish(duration=max(1, int(left * 1000)))
+        if not PipelineState.is_terminal(state):
+            with contextlib.suppress(Exception):
+                result.cancel()
+            return {"deadline": "the pipeline was cancelled"}
+        if state != PipelineState.DONE:
+            raise RuntimeError(f"the pipeline ended in state {state}")
+    except Exception as e:
+        return _error_doc(launch, e)
+    try:
+        with FileSystems.open(launch.out) as f:
+            doc: dict[str, Any] = json.loads(f.read().decode("utf-8"))
+    except (OSError, ValueError) as e:
+        return {
+            "kind": "ValidationError",
+            "message": f"the Beam pipeline for {launch.model} finished without its metrics at "
+            f"{launch.out}: {e}; on a distributed runner give --beam-option "
+            "temp_location=<a location both the workers and this machine can read>",
+        }
+    if "error" in doc:
+        return {"kind": "InputError", "message": str(doc["error"])}
+    return doc
+
+
+def _error_doc(launch: _Launch, e: Exception) -> dict[str, Any]:
+    """The worker's own error when the runner's message carries one, else a ValidationError."""
+    log = Path(launch.log)
+    text = str(e) + "\n" + _tail(log, 1000)
+    found = _ERROR_RE.search(text)
+    if found:
+        kind, message = found.group(1), found.group(2).strip()
+        if kind in ("MissingRuntime", "InputError"):
+            return {"kind": kind, "message": message}
+        return {
+            "kind": "ValidationError",
+            "message": f"could not run the model {launch.model} over the examples: {message}",
+        }
+    first = (str(e).strip().splitlines() or [""])[0]
+    tail = _tail(log)
+    return {
+        "kind": "ValidationError",
+        "message": f"the Beam pipeline evaluating {launch.model} failed: {type(e).__name__}: "
+        f"{first}" + (f"\nthe runner's log ends:\n{tail}" if tail else ""),
+    }
 
 
 def _tail(path: Path, lines: int = 8) -> str:
@@ -268,26 +450,20 @@ def _tail(path: Path, lines: int = 8) -> str:
     return "\n".join([ln for ln in text.splitlines() if ln.strip()][-lines:])
 
 
-def _pipeline_error(ref: ModelRef, e: Exception, log: Path) -> Exception:
-    """The worker's own error when the runner's message carries one, else a ValidationError."""
-    text = str(e) + "\n" + _tail(log, 1000)
-    found = _ERROR_RE.search(text)
-    if found:
-        kind, message = found.group(1), found.group(2).strip()
-        if kind == "MissingRuntime":
-            extra = "onnx" if ref.runtime == ONNX else "tensorflow"
-            return MissingDependencyError(f"running a {ref.runtime} model ({message})", extra)
-        if kind == "InputError":
-            return InputError(message)
-        return ValidationError(
-            f"could not run the model {ref.describe()} over the examples: {message}"
-        )
-    first = (str(e).strip().splitlines() or [""])[0]
-    tail = _tail(log)
-    return ValidationError(
-        f"the Beam pipeline evaluating {ref.describe()} failed: {type(e).__name__}: {first}"
-        + (f"\nthe runner's log ends:\n{tail}" if tail else "")
-    )
+def main(argv: Sequence[str]) -> int:
+    """The launcher: ``python -m pushgate.evaluator_beam SPEC``; writes its report, exits 0."""
+    launch: _Launch = pickle.loads(Path(argv[0]).read_bytes())
+    doc = _launch(launch)
+    tmp = Path(launch.result + ".part")
+    tmp.write_text(json.dumps(doc), encoding="utf-8")
+    os.replace(tmp, launch.result)
+    return 0
+
+
+if __name__ == "__main__":  # run under the module's own name, so Beam pickles its classes by name
+    from pushgate import evaluator_beam
+
+    sys.exit(evaluator_beam.main(sys.argv[1:]))
 
 
 __all__ = ["beam_metrics", "pipeline_flags", "pipeline_options"]
