@@ -45,10 +45,10 @@ class EvaluateRequest:
 
     output: Path
     thresholds: Path
-    model: Path | None = None
-    examples: Path | None = None
+    model: Path | str | None = None  # str: an object-store URL
+    examples: Path | str | None = None  # str: an object-store URL (streamed, never downloaded)
     candidate_metrics: Path | None = None
-    baseline_model: Path | None = None
+    baseline_model: Path | str | None = None
     baseline_from: str | None = None
     baseline_metrics: Path | None = None
     label: str = "label"
@@ -149,9 +149,9 @@ def read_metrics(path: Path) -> dict[str, float]:
 
 
 def _model_metrics(
-    model: Path, examples: ExampleSource, request: EvaluateRequest, notes: list[str]
+    model: Path | str, examples: ExampleSource, request: EvaluateRequest, notes: list[str]
 ) -> dict[str, float]:
-    ref = locate_model(model)
+    ref = locate_model(Path(model))
     job = {
         "model": str(ref.path),
         "tags": list(request.tags),
@@ -222,6 +222,17 @@ def _check_request(request: EvaluateRequest) -> None:
             )
     elif request.beam_options:
         raise UsageError("--beam-option needs --runner beam")
+    from pushgate.remote import is_url
+
+    for option, model in (("--model", request.model), ("--baseline-model", request.baseline_model)):
+        if model is not None and is_url(str(model)):
+            from pushgate.secrets import clean_url
+
+            raise InputError(
+                f"{option} {clean_url(str(model))} is an object-store URL, but evaluate runs "
+                "models from a local path (with --runner beam, one every worker can read, such "
+                "as a shared filesystem); copy the model there first (--examples may be a URL)"
+            )
     if request.task not in TASKS:
         raise UsageError(f"unknown --task {request.task!r}; use one of {', '.join(TASKS)}")
     if request.candidate_metrics is None and (request.model is None or request.examples is None):
@@ -263,7 +274,7 @@ def evaluate(request: EvaluateRequest) -> EvaluationResult:
     baseline_model: str | None = None
     baseline_version: str | None = None
     with tempfile.TemporaryDirectory(prefix="pushgate-baseline-") as tmp:
-        base_path: Path | None = request.baseline_model
+        base_path: Path | str | None = request.baseline_model
         if request.baseline_from is not None:
             from pushgate.api import serving_version
 
@@ -290,6 +301,7 @@ def evaluate(request: EvaluateRequest) -> EvaluationResult:
                 label=request.label,
                 split=request.split,
                 features=request.features,
+                storage_options=request.storage_options,
             )
 
         if request.candidate_metrics is not None:

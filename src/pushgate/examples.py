@@ -10,6 +10,10 @@ a directory              a TFX ``Examples`` artifact: the files of ``Split-<spli
                          pre-1.0 ``<split>/``), else the TFRecord files directly inside it
 =======================  ==================================================================
 
+Any of these may be an object-store URL (``s3://``, ``gs://``, ``az://``...): the files are then
+streamed from the store (:func:`pushgate.remote.open_url`), never downloaded whole, so a Beam
+worker reads its own shards straight from the bucket.
+
 Examples are read as a stream of :class:`Batch` es (:func:`open_examples`), so a dataset of any
 size is evaluated in bounded memory; :func:`read_examples` collects a few for ``infra-validate``.
 The feature names are the CSV header, else the first example's keys (sorted for ``tf.Example``,
@@ -27,19 +31,24 @@ from __future__ import annotations
 import base64
 import csv
 import gzip
+import io
 import itertools
 import json
 import math
 import struct
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, BinaryIO, Union
+from pathlib import Path, PurePosixPath
+from typing import Any, BinaryIO, TextIO, Union
 
 from pushgate.errors import InputError, MissingDependencyError
 
 # Union, not |: this alias is evaluated at run time, and pushgate runs on Python 3.9
 Value = Union[float, str, list[float], list[str]]
+# A local file, or an object-store URL (a string)
+FileRef = Union[Path, str]
+# Storage options, hashable (ExampleSource is frozen): sorted ``(key, value)`` pairs
+StorageOptions = tuple[tuple[str, Any], ...]
 
 TFRECORD_SUFFIXES = (".tfrecord", ".tfrecords", ".gz", ".tfrecord.gz")
 
@@ -94,20 +103,22 @@ def require_labels(source: str, start: int, labels: list[float | None], label: s
 class ExampleSource:
     """Opened examples, read again from the start by each :meth:`batches` call."""
 
-    path: Path
+    path: FileRef
     source: str
     kind: str
     feature_names: tuple[str, ...]
     label: str
-    files: tuple[Path, ...] = ()
+    files: tuple[FileRef, ...] = ()
+    storage_options: StorageOptions = ()  # for URLs
 
     def _records(self, decode: bool = True) -> Iterator[tuple[dict[str, Value], bytes | None]]:
+        opts = self.storage_options
         if self.kind == "csv":
-            return ((r, None) for r in _read_csv(self.path))
+            return ((r, None) for r in _read_csv(self.path, opts))
         if self.kind == "jsonl":
-            return ((r, None) for r in _read_jsonl(self.path))
+            return ((r, None) for r in _read_jsonl(self.path, opts))
         only = None if decode else self.label
-        return (item for f in self.files for item in _read_tfrecord_examples(f, only))
+        return (item for f in self.files for item in _read_tfrecord_examples(f, only, opts))
 
     def batches(
         self, size: int = DEFAULT_BATCH, limit: int | None = None, *, decode: bool = True
@@ -140,39 +151,38 @@ class ExampleSource:
 
 
 def open_examples(
-    path: Path,
+    path: FileRef,
     *,
     label: str = "label",
     split: str = "eval",
     features: tuple[str, ...] | None = None,
+    storage_options: Mapping[str, Any] | None = None,
 ) -> ExampleSource:
-    """Open ``path`` for streaming; reads only the first example (for the feature names)."""
-    if not path.exists():
-        raise InputError(f"examples path does not exist: {path}")
-    files: tuple[Path, ...] = ()
-    if path.is_dir():
-        found, source = _artifact_files(path, split)
-        files, kind = tuple(found), "tfrecord"
+    """Open ``path`` (a local path or an object-store URL) for streaming; reads only the first
+    example (for the feature names)."""
+    from pushgate.remote import is_url
+
+    opts: StorageOptions = tuple(sorted((storage_options or {}).items()))
+    files: tuple[FileRef, ...] = ()
+    if is_url(str(path)):
+        path, kind, files, source = _open_url(str(path), split, storage_options)
     else:
-        source = str(path)
-        suffixes = "".join(path.suffixes).lower()
-        if path.suffix.lower() == ".csv":
-            kind = "csv"
-        elif path.suffix.lower() in (".jsonl", ".json", ".ndjson"):
-            kind = "jsonl"
-        elif ".tfrecord" in suffixes or path.suffix.lower() == ".gz":
-            kind, files = "tfrecord", (path,)
+        path = Path(str(path)[len("file://") :] if str(path).startswith("file://") else path)
+        if not path.exists():
+            raise InputError(f"examples path does not exist: {path}")
+        if path.is_dir():
+            found, source = _artifact_files(path, split)
+            files, kind = tuple(found), "tfrecord"
         else:
-            raise InputError(
-                f"cannot tell the format of {path}: name it .csv, .jsonl, .tfrecord or .gz, "
-                "or give a TFX Examples artifact directory"
-            )
-    opened = ExampleSource(path, source, kind, (), label, files)
+            source = str(path)
+            kind = _kind_of(path.name, source)
+            files = (path,) if kind == "tfrecord" else ()
+    opened = ExampleSource(path, source, kind, (), label, files, opts)
     first = next(opened._records(), None)
     if first is None:
         raise InputError(f"no examples in {source}")
     if kind == "csv":
-        order = [k for k in _csv_header(path) if k != label]
+        order = [k for k in _csv_header(path, opts) if k != label]
     else:
         order = [k for k in first[0] if k != label]
         if kind == "tfrecord":
@@ -184,7 +194,62 @@ def open_examples(
                 f"{source}: feature(s) {', '.join(missing)} not found; it has {', '.join(order)}"
             )
         order = list(features)
-    return ExampleSource(path, source, kind, tuple(order), label, files)
+    return ExampleSource(path, source, kind, tuple(order), label, files, opts)
+
+
+def _kind_of(name: str, shown: str) -> str:
+    """The format a file's name says: ``csv``, ``jsonl`` or ``tfrecord``."""
+    lower = name.lower()
+    suffix = PurePosixPath(lower).suffix
+    if suffix == ".csv":
+        return "csv"
+    if suffix in (".jsonl", ".json", ".ndjson"):
+        return "jsonl"
+    if ".tfrecord" in lower or suffix == ".gz":
+        return "tfrecord"
+    raise InputError(
+        f"cannot tell the format of {shown}: name it .csv, .jsonl, .tfrecord or .gz, "
+        "or give a TFX Examples artifact directory"
+    )
+
+
+def _open_url(
+    url: str, split: str, storage_options: Mapping[str, Any] | None
+) -> tuple[str, str, tuple[FileRef, ...], str]:
+    """``(url, kind, files, source)`` of examples in an object store: one object, or a TFX
+    Examples artifact (the same rules as a local directory: :func:`_artifact_files`)."""
+    from pushgate.remote import list_url
+    from pushgate.secrets import clean_url
+
+    url = clean_url(url).rstrip("/")
+    single, listed = list_url(url, storage_options, what="--examples")
+    if single:
+        kind = _kind_of(url.rpartition("/")[2], url)
+        return url, kind, ((url,) if kind == "tfrecord" else ()), url
+    for name in (f"Split-{split}", split):
+        inside = [
+            rel
+            for rel, _size in listed
+            if rel.startswith(f"{name}/")
+            and "/" not in rel[len(name) + 1 :]
+            and not rel[len(name) + 1 :].startswith(".")
+        ]
+        if any(rel.startswith(f"{name}/") for rel, _size in listed):
+            if not inside:
+                raise InputError(f"split folder {url}/{name} holds no files")
+            return url, "tfrecord", tuple(f"{url}/{rel}" for rel in inside), f"{url}/{name}"
+    direct = [
+        rel
+        for rel, _size in listed
+        if "/" not in rel and (".tfrecord" in rel or rel.endswith(".gz"))
+    ]
+    if direct:
+        return url, "tfrecord", tuple(f"{url}/{rel}" for rel in direct), url
+    splits = sorted({rel.split("/", 1)[0] for rel, _size in listed if "/" in rel})
+    raise InputError(
+        f"{url} has no split {split!r} (looked for Split-{split}/ and {split}/); "
+        f"it has: {', '.join(splits) or 'no folders'}. Choose one with --split"
+    )
 
 
 def read_examples(
@@ -263,17 +328,30 @@ def _number_or_string(s: str) -> float | str:
         return s
 
 
-def _csv_header(path: Path) -> list[str]:
+def _open_binary(path: FileRef, storage_options: StorageOptions = ()) -> io.BufferedReader:
+    """A local file, or an object-store URL streamed (a string), opened for reading."""
+    if isinstance(path, str):
+        from pushgate.remote import open_url
+
+        return open_url(path, dict(storage_options))
+    return path.open("rb")
+
+
+def _open_text(path: FileRef, storage_options: StorageOptions = ()) -> TextIO:
+    return io.TextIOWrapper(_open_binary(path, storage_options), encoding="utf-8", newline="")
+
+
+def _csv_header(path: FileRef, storage_options: StorageOptions = ()) -> list[str]:
     try:
-        with path.open(newline="", encoding="utf-8") as f:
+        with _open_text(path, storage_options) as f:
             return list(csv.DictReader(f).fieldnames or [])
     except (OSError, UnicodeDecodeError, csv.Error) as e:
         raise InputError(f"examples file {path} is not a readable CSV: {e}") from e
 
 
-def _read_csv(path: Path) -> Iterator[dict[str, Value]]:
+def _read_csv(path: FileRef, storage_options: StorageOptions = ()) -> Iterator[dict[str, Value]]:
     try:
-        with path.open(newline="", encoding="utf-8") as f:
+        with _open_text(path, storage_options) as f:
             reader = csv.DictReader(f)
             if not reader.fieldnames:
                 raise InputError(f"CSV file {path} has no header row")
@@ -287,9 +365,9 @@ def _read_csv(path: Path) -> Iterator[dict[str, Value]]:
         raise InputError(f"examples file {path} is not a readable CSV: {e}") from e
 
 
-def _read_jsonl(path: Path) -> Iterator[dict[str, Value]]:
+def _read_jsonl(path: FileRef, storage_options: StorageOptions = ()) -> Iterator[dict[str, Value]]:
     try:
-        with path.open(encoding="utf-8") as f:
+        with _open_text(path, storage_options) as f:
             for lineno, line in enumerate(f, start=1):
                 if not line.strip():
                     continue
@@ -307,10 +385,9 @@ def _read_jsonl(path: Path) -> Iterator[dict[str, Value]]:
 # -- TFRecord framing -------------------------------------------------------------------------
 
 
-def _open_maybe_gzip(path: Path) -> BinaryIO:
-    f = path.open("rb")
-    magic = f.read(2)
-    f.seek(0)
+def _open_maybe_gzip(path: FileRef, storage_options: StorageOptions = ()) -> BinaryIO:
+    f = _open_binary(path, storage_options)
+    magic = f.peek(2)[:2]  # a buffered reader: a stream cannot seek back
     if magic == b"\x1f\x8b":
         return gzip.GzipFile(fileobj=f, mode="rb")  # type: ignore[return-value]
     return f
@@ -336,14 +413,15 @@ def _crc32c_fn() -> Any:
 _CHUNK = 1 << 20
 
 
-def read_tfrecords(path: Path) -> Iterator[bytes]:
-    """The records of a TFRecord file, gzip or not, each one's length and data CRC32C checked."""
+def read_tfrecords(path: FileRef, storage_options: StorageOptions = ()) -> Iterator[bytes]:
+    """The records of a TFRecord file (local or a URL), gzip or not, each one's length and data
+    CRC32C checked."""
     crc32c = _crc32c_fn()
     index = 0
     buf = bytearray()
     pos = 0
     try:
-        with _open_maybe_gzip(path) as f:
+        with _open_maybe_gzip(path, storage_options) as f:
             eof = False
 
             def fill(n: int) -> bool:
@@ -405,13 +483,13 @@ def _example_class() -> Any:
 
 
 def _read_tfrecord_examples(
-    path: Path, only: str | None = None
+    path: FileRef, only: str | None = None, storage_options: StorageOptions = ()
 ) -> Iterator[tuple[dict[str, Value], bytes]]:
     """``(features, raw record)``; with ``only``, the features hold just that one (the label)."""
     from google.protobuf.message import DecodeError
 
     example = _example_class()
-    for i, raw in enumerate(read_tfrecords(path)):
+    for i, raw in enumerate(read_tfrecords(path, storage_options)):
         try:
             parsed = example.FromString(raw)
             if only is None:

@@ -170,3 +170,60 @@ def write_tree_url(
     if stale:
         dest.delete_files(stale)
     return str(dest.url)
+
+
+def path_or_url(value: str) -> Path | str:
+    """An argparse type: a URL stays as given (a ``Path`` would fold its ``//``), else a path."""
+    return value if is_url(value) else Path(value)
+
+
+def list_url(
+    url: str, storage_options: Mapping[str, Any] | None = None, *, what: str
+) -> tuple[bool, list[tuple[str, int]]]:
+    """What is stored at ``url``: ``(True, [("", size)])`` for one object, else ``(False,
+    [(relative key, size), ...])`` for the objects under it, sorted. Nothing there is an
+    InputError naming ``what`` and the URL."""
+    os_ = _objectstore(url, what)
+    store, prefix, scrub = os_.open_store(url, storage_options)
+    shown = clean_url(url)
+    try:
+        under = sorted(
+            (m["path"][len(prefix) + 1 :], int(m.get("size", 0)))
+            for batch in store.list_prefix(f"{prefix}/" if prefix else None)
+            for m in batch
+        )
+        if under:
+            return False, under
+        if prefix:
+            parent = prefix.rpartition("/")[0]
+            listed = store.list_with_delimiter(parent or None)
+            for m in listed.get("objects", ()):
+                if m["path"] == prefix:
+                    return True, [("", int(m.get("size", 0)))]
+    except Exception as e:
+        raise os_.store_error(e, "listing", shown, scrub) from e
+    raise InputError(
+        f"{what} {shown}: nothing is stored under this URL; check the bucket and path (object "
+        "stores have no empty folders, so missing and empty look alike)"
+    )
+
+
+def open_url(url: str, storage_options: Mapping[str, Any] | None = None) -> Any:
+    """The object at ``url`` as a buffered binary file, streamed (bounded memory). A failure to
+    read it is an InputError naming the URL."""
+    import io
+
+    os_ = _objectstore(url, "inputs")
+    store, key, scrub = os_.open_store(url, storage_options)
+    shown = clean_url(url)
+
+    def chunks() -> Iterator[Any]:
+        try:
+            yield from store.get_stream(key, CHUNK)
+        except Exception as e:
+            err = os_.store_error(e, "reading", shown, scrub)
+            raise InputError(str(err)) from e
+
+    from pushgate.destination.stores.base import StreamReader
+
+    return io.BufferedReader(StreamReader(chunks()), buffer_size=CHUNK)

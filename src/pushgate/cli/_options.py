@@ -79,16 +79,35 @@ def add_destination_command(
 
 
 # -- model-running commands (evaluate, infra-validate) ------------------------------------------
-def add_model_option(parser: Any, *, help: str, required: bool = False) -> None:
-    parser.add_argument("--model", metavar="PATH", type=Path, required=required, help=help)
+def add_model_option(parser: Any, *, help: str, required: bool = False, urls: bool = False) -> None:
+    """``--model``; ``urls``: a URL is kept as given, for the command to accept or refuse."""
+    parser.add_argument(
+        "--model",
+        metavar="PATH",
+        type=path_or_url_arg if urls else Path,
+        required=required,
+        help=help,
+    )
 
 
 def add_output_option(parser: Any, *, help: str) -> None:
     parser.add_argument("--output", "-o", type=Path, required=True, metavar="DIR", help=help)
 
 
-def add_examples_option(parser: Any, *, help: str) -> None:
-    parser.add_argument("--examples", metavar="PATH", type=Path, help=help)
+def add_examples_option(parser: Any, *, help: str, urls: bool = False) -> None:
+    """``--examples``; ``urls``: an object-store URL is accepted (kept as given)."""
+    parser.add_argument(
+        "--examples",
+        metavar="PATH|URL" if urls else "PATH",
+        type=path_or_url_arg if urls else Path,
+        help=help,
+    )
+
+
+def path_or_url_arg(value: str) -> Path | str:
+    from pushgate.remote import path_or_url
+
+    return path_or_url(value)
 
 
 def add_example_columns(parser: Any, *, label_help: str, features_help: str) -> None:

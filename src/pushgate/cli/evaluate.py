@@ -28,7 +28,10 @@ def register(subparsers: Any) -> None:
         description=DESCRIPTION,
     )
     opts.add_model_option(
-        p, help="the candidate model: SavedModel dir, TFX Model artifact, or .onnx file"
+        p,
+        help="the candidate model: SavedModel dir, TFX Model artifact, or .onnx file (a local "
+        "path; with --runner beam one every worker can read)",
+        urls=True,
     )
     p.add_argument(
         "--thresholds",
@@ -40,7 +43,10 @@ def register(subparsers: Any) -> None:
     )
     opts.add_output_option(p, help="ModelBlessing directory to write")
     opts.add_examples_option(
-        p, help="labelled examples: .csv, .jsonl, .tfrecord[.gz], or a TFX Examples artifact dir"
+        p,
+        help="labelled examples: .csv, .jsonl, .tfrecord[.gz], or a TFX Examples artifact dir; "
+        "local or s3:// gs:// az:// (streamed; on Beam each worker reads its own files)",
+        urls=True,
     )
     opts.add_example_columns(
         p,
@@ -64,7 +70,7 @@ def register(subparsers: Any) -> None:
     base = p.add_mutually_exclusive_group()
     base.add_argument(
         "--baseline-model",
-        type=Path,
+        type=opts.path_or_url_arg,
         metavar="PATH",
         help="baseline model to compare with (change thresholds)",
     )
