@@ -34,6 +34,10 @@ from servers import StoreURL  # the s3_server and store_url fixtures come throug
 
 ROOT = Path(__file__).resolve().parent.parent
 MULTI = ("direct_num_workers=2", "direct_running_mode=multi_processing")
+# A portable runner that runs here offline: Beam's job service in the launcher, the SDK harness in
+# its process (LOOPBACK). The pipeline goes through the Runner API and the Fn API as on Flink or
+# Spark (whose job servers are jars from Maven, and Prism a binary from GitHub: not reachable).
+PORTABLE = ("runner=PortableRunner", "job_endpoint=embed", "environment_type=LOOPBACK")
 
 try:
     import apache_beam  # noqa: F401
@@ -83,7 +87,9 @@ THRESHOLDS = {
 }
 
 
-def run_both(tmp_path: Path, **request: Any) -> tuple[EvaluationResult, EvaluationResult]:
+def run_both(
+    tmp_path: Path, beam_options: tuple[str, ...] = MULTI, **request: Any
+) -> tuple[EvaluationResult, EvaluationResult]:
     th = tmp_path / "t.json"
     th.write_text(json.dumps(THRESHOLDS))
     local = evaluate(
@@ -95,7 +101,7 @@ def run_both(tmp_path: Path, **request: Any) -> tuple[EvaluationResult, Evaluati
             thresholds=th,
             batch_size=32,
             runner="beam",
-            beam_options=MULTI,
+            beam_options=beam_options,
             **request,
         )
     )
@@ -478,3 +484,55 @@ def test_cli_beam_examples_url_errors_name_the_url_and_a_model_url_is_refused(
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     assert (out / "BLESSED").exists()
+
+
+@needs_beam
+@pytest.mark.slow
+def test_beam_on_the_portable_runner_equals_the_in_process_path(data: dict, tmp_path: Path) -> None:
+    """The same pipeline on PortableRunner (Runner API + Fn API, as Flink, Spark, Dataflow run
+    it): only portable constructs, same metrics and verdict."""
+    local, on_beam = run_both(
+        tmp_path,
+        PORTABLE,
+        model=data["saved_model"],
+        examples=data["artifact"],
+        baseline_model=data["onnx1"],
+    )
+    assert_same(local, on_beam)
+    assert on_beam.candidate_metrics["example_count"] == 300
+
+
+@needs_beam
+def test_beam_deadline_cancels_a_pipeline_the_runner_runs_on_its_own(
+    data: dict, tmp_path: Path
+) -> None:
+    """A runner that runs the job apart from the launcher (the portable one here; Dataflow,
+    Flink, Spark) is cancelled at the deadline; a model that hangs while loading keeps it from
+    ever finishing. Nothing of the run is left: no verdict, no process, no temporary folder."""
+    import time
+
+    from models import make_hanging_onnx_model
+
+    th = tmp_path / "t.json"
+    th.write_text(json.dumps({"metrics": {"accuracy": {"value": {"lower": 0}}}}))
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    out = tmp_path / "blessing"
+    options = [a for o in PORTABLE for a in ("--beam-option", o)]
+    start = time.monotonic()
+    proc = cli(
+        "evaluate", "--model", make_hanging_onnx_model(tmp_path / "hang"), "--examples",
+        data["csv"], "--thresholds", th, "--output", out, "--runner", "beam", *options,
+        "--deadline", "15", env={"TMPDIR": str(tmp)},
+    )  # fmt: skip
+    took = time.monotonic() - start
+    assert proc.returncode == 1, proc.stderr
+    assert (
+        "did not finish within the deadline of 15 s (the pipeline was cancelled)" in proc.stderr
+    ), proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not out.exists()
+    assert took < 45, took
+    time.sleep(0.5)
+    assert processes_with_env(f"TMPDIR={tmp}") == []
+    assert list(tmp.iterdir()) == []

@@ -58,6 +58,9 @@ finally:
 # How long a runner that runs the job on its own gets, past the deadline, to be cancelled.
 CANCEL_GRACE_S = 60.0
 
+# How long the launcher gets to exit once it has written its report.
+EXIT_GRACE_S = 2.0
+
 # An error raised inside a worker crosses the runner as text; this marker carries its kind back.
 _MARK = "pushgate-beam-error"
 _ERROR_RE = re.compile(rf"\[{_MARK} (\w+)\] (.*?)\[/{_MARK}\]", re.S)
@@ -313,8 +316,16 @@ def _run_launcher(launch: _Launch, spec: Path, tmp: Path) -> dict[str, Any]:
     killed = False
     try:
         end = None if launch.deadline is None else launch.started + launch.deadline
+        reported: float | None = None
         while proc.poll() is None:
             now = time.time()
+            # the report is written once the job is done or cancelled; what the launcher still
+            # does then (runner threads, a local worker pool shutting down) is not waited for
+            if reported is None and os.path.exists(launch.result):
+                reported = now
+            if reported is not None and now >= reported + EXIT_GRACE_S:
+                _kill_group(proc)
+                break
             # at the deadline a local runner (running inside the launcher's processes) is ended;
             # one that runs the job on its own gets a grace to be cancelled by the launcher
             if (
