@@ -536,3 +536,31 @@ def test_beam_deadline_cancels_a_pipeline_the_runner_runs_on_its_own(
     time.sleep(0.5)
     assert processes_with_env(f"TMPDIR={tmp}") == []
     assert list(tmp.iterdir()) == []
+
+
+@needs_beam
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["gcs", "azure"])
+def test_examples_on_gcs_and_azure_are_read_by_both_paths(
+    data: dict, tmp_path: Path, store_url: Any, kind: str
+) -> None:
+    """The same store layer on fake-gcs-server and Azurite: both paths equal the local run."""
+    s: StoreURL = store_url(kind)
+    upload_tree(data["artifact"], f"{s.base}/Examples", s.options)
+    th = tmp_path / "t.json"
+    th.write_text(json.dumps(THRESHOLDS))
+    common: dict[str, Any] = {"thresholds": th, "batch_size": 64, "model": data["onnx0"]}
+    local = evaluate(
+        EvaluateRequest(output=tmp_path / "local", examples=data["artifact"], **common)
+    )
+    for runner in ("local", "beam"):
+        remote = evaluate(
+            EvaluateRequest(
+                output=tmp_path / runner,
+                examples=f"{s.base}/Examples",
+                storage_options=s.options,
+                runner=runner,
+                **common,
+            )
+        )
+        assert_same(local, remote)

@@ -12,9 +12,12 @@ Thresholds, verdict and ModelBlessing are then pushgate's own, as for the in-pro
 give the same metrics (sums merged in another order: equal to ~1e-12) and the same verdict. AUC
 follows the same rule on both paths: exact while the examples fit in
 :data:`~pushgate.metrics.AUC_EXACT_BUDGET` (the kept scores are merged), TFMA's thresholded AUC
-past it. Every worker must be able to read the model and the examples at the paths given (a shared
-filesystem), and have pushgate and the model's runtime installed. Beam is the ``beam`` extra: this
-module is imported only for ``--runner beam``.
+past it. Every worker must be able to read the model at the path given (a shared filesystem) and
+have pushgate and the model's runtime installed; examples given as object-store URLs are read by
+each worker straight from the store. The pipeline is launched from a child process
+(``python -m pushgate.evaluator_beam``, see :func:`beam_metrics`), so ``--deadline`` can cancel
+it and Beam's temporary folders stay inside pushgate's. Beam is the ``beam`` extra: this module is
+imported only for ``--runner beam``.
 """
 
 from __future__ import annotations
