@@ -61,8 +61,9 @@ finally:
 # How long a runner that runs the job on its own gets, past the deadline, to be cancelled.
 CANCEL_GRACE_S = 60.0
 
-# How long the launcher gets to exit once it has written its report.
-EXIT_GRACE_S = 2.0
+# How long the launcher gets to exit once it has written its report (then its process group is
+# ended: Beam's and gRPC's teardown took 1-2 s, and nothing of the run is left to do).
+EXIT_GRACE_S = 0.2
 
 # An error raised inside a worker crosses the runner as text; this marker carries its kind back.
 _MARK = "pushgate-beam-error"
