@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -476,6 +477,24 @@ def test_cli_beam_examples_url_errors_name_the_url_and_a_model_url_is_refused(
     assert proc.returncode == 2, proc.stderr
     assert f"--model {s.base}/Model is an object-store URL" in proc.stderr
     assert "Traceback" not in proc.stderr
+    assert not out.exists()
+    # a corrupt shard in the bucket: the worker that reads it names its URL and the record
+    import gzip
+
+    bad = tmp_path / "Bad"
+    shutil.copytree(data["artifact"], bad)
+    shard = sorted((bad / "Split-eval").iterdir())[1]
+    raw = bytearray(gzip.decompress(shard.read_bytes()))
+    raw[len(raw) // 2] ^= 0x08
+    shard.write_bytes(gzip.compress(bytes(raw)))
+    upload_tree(bad, f"{s.base}/Bad", s.options)
+    proc = cli(
+        "evaluate", "--model", data["onnx0"], "--examples", f"{s.base}/Bad", "--thresholds", th,
+        "--output", out, "--runner", "beam", env=env,
+    )  # fmt: skip
+    assert proc.returncode == 2, proc.stderr
+    url = re.escape(f"{s.base}/Bad/Split-eval/{shard.name}")
+    assert re.search(rf"{url}: record \d+ is corrupt", proc.stderr), proc.stderr
     assert not out.exists()
     # and through the CLI with the cloud's standard environment, the verdict is reached
     proc = cli(

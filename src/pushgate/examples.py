@@ -109,7 +109,7 @@ class ExampleSource:
     feature_names: tuple[str, ...]
     label: str
     files: tuple[FileRef, ...] = ()
-    storage_options: StorageOptions = ()  # for URLs
+    storage_options: StorageOptions = field(default=(), repr=False)  # for URLs: may hold keys
 
     def _records(self, decode: bool = True) -> Iterator[tuple[dict[str, Value], bytes | None]]:
         opts = self.storage_options
