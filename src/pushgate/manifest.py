@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import re
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -106,16 +105,22 @@ def checked_rel(path: str) -> str:
     return path
 
 
-#: any unsafe part in paths joined by newlines: an absolute or empty path, an empty, ``.`` or
-#: ``..`` part (a newline inside a name can only add false alarms, which the exact check clears)
-_UNSAFE = re.compile(r"^/|^$|//|/$|(?:^|/)\.\.?(?:/|$)", re.MULTILINE)
+#: what an unsafe path looks like in paths joined by (and wrapped in) newlines: an absolute or
+#: empty path, an empty, ``.`` or ``..`` part (a newline inside a name can only add false alarms,
+#: which the exact check clears)
+_UNSAFE_MARKS = (
+    *("\n/", "\n\n", "//", "/\n"),
+    *("/./", "/.\n", "\n./", "\n.\n"),
+    *("/../", "/..\n", "\n../", "\n..\n"),
+)
 
 
 def checked_rels(paths: list[str]) -> None:
-    """:func:`checked_rel` of every path: one regular-expression scan of them all (at 100,000
-    paths a fifth of the time of checking them one by one), then the exact check where it
-    found something."""
-    if _UNSAFE.search("\n".join(paths)) is not None:
+    """:func:`checked_rel` of every path: a dozen substring searches over them all (at 100,000
+    paths a small fraction of checking them one by one, or of one regular expression), then
+    the exact check where one found something."""
+    joined = "\n" + "\n".join(paths) + "\n"
+    if not paths or any(mark in joined for mark in _UNSAFE_MARKS):
         for path in paths:
             checked_rel(path)
 
