@@ -17,6 +17,7 @@ import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -411,21 +412,30 @@ def test_a_failed_journal_event_after_publish_is_a_warning_and_is_repaired(tmp_p
     assert hook_out.read_text().strip() == version  # the hook ran
     props = json.loads((pm / ".pushgate-artifact.json").read_text())["properties"]
     assert props["pushed_version"] == version  # the PushedModel was written
-    # a later push (its pusher is long gone: the pending event is a minute old) writes it
+    doc = _pending_event_is_written_late(tmp_path, base, version, "push")
+    assert doc["version"] == version
+
+
+def _pending_event_is_written_late(
+    tmp_path: Path, base: Path, version: str, kind: str
+) -> dict[str, Any]:
+    """The ``kind`` event of ``version`` waits in pending-events/; a later push (its writer is
+    long gone: the pending event is made a minute old) writes it, marked ``written_late``."""
     pending = base / ".pushgate" / "pending-events" / f"{version}.json"
-    doc = json.loads(pending.read_text())
-    assert doc["event"] == "push" and doc["version"] == version
+    doc: dict[str, Any] = json.loads(pending.read_text())
+    assert doc["event"] == kind
     pending.write_text(json.dumps({**doc, "at": "2026-01-01T00:00:00.000000Z"}))
     code, again = cli_json("push", "--model", make_model_dir(tmp_path / "m3", seed=3), "--to", base)
     assert code == 0
     assert (
-        f"wrote the missing push event of version {version}"
+        f"wrote the missing {kind} event of version {version}"
         in again["destinations"][0]["recovered"]
     )
     code, hist = cli_json("history", base)
-    late = [e for e in hist["events"] if e.get("version") == version and e["event"] == "push"]
+    late = [e for e in hist["events"] if e.get("version") == version and e["event"] == kind]
     assert len(late) == 1 and late[0]["written_late"] is True
     assert not list((base / ".pushgate" / "pending-events").iterdir())
+    return doc
 
 
 def test_a_failed_journal_event_after_a_rollback_is_a_warning_and_is_repaired(
@@ -451,19 +461,8 @@ def test_a_failed_journal_event_after_a_rollback_is_a_warning_and_is_repaired(
     version = out["version"]
     assert numeric_dirs(base)[-1] == version
     assert any("event could not be written" in w for w in out["warnings"]), out["warnings"]
-    pending = base / ".pushgate" / "pending-events" / f"{version}.json"
-    doc = json.loads(pending.read_text())
-    assert doc["event"] == "rollback" and doc["rollback_to"] == first
-    pending.write_text(json.dumps({**doc, "at": "2026-01-01T00:00:00.000000Z"}))
-    code, again = cli_json("push", "--model", make_model_dir(tmp_path / "m3", seed=3), "--to", base)
-    assert code == 0
-    assert (
-        f"wrote the missing rollback event of version {version}"
-        in again["destinations"][0]["recovered"]
-    )
-    code, hist = cli_json("history", base)
-    late = [e for e in hist["events"] if e.get("version") == version and e["event"] == "rollback"]
-    assert len(late) == 1 and late[0]["written_late"] is True
+    doc = _pending_event_is_written_late(tmp_path, base, version, "rollback")
+    assert doc["rollback_to"] == first
 
 
 # -- 8. a full disk while writing a journal file --------------------------------------------------

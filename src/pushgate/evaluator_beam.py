@@ -30,7 +30,6 @@ import os
 import pickle
 import re
 import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -301,22 +300,14 @@ def beam_metrics(
 
 def _run_launcher(launch: _Launch, spec: Path, tmp: Path) -> dict[str, Any]:
     """Run ``python -m pushgate.evaluator_beam SPEC`` to its end or the deadline; its report."""
-    from pushgate.runtime import _kill_group, worker_env
+    from pushgate.runtime import _kill_group, spawn_group, worker_env
 
     env = {**worker_env(), "TMPDIR": str(tmp), "TEMP": str(tmp), "TMP": str(tmp)}
     cmd = [sys.executable, "-m", "pushgate.evaluator_beam", str(spec)]
-    with open(launch.log, "ab") as log:
-        try:
-            proc = subprocess.Popen(
-                cmd,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env=env,
-                start_new_session=True,
-            )
-        except OSError as e:
-            raise ValidationError(f"cannot start the Beam launcher {cmd[0]}: {e.strerror}") from e
+    try:
+        proc = spawn_group(cmd, Path(launch.log), env)
+    except OSError as e:
+        raise ValidationError(f"cannot start the Beam launcher {cmd[0]}: {e.strerror}") from e
     killed = False
     try:
         end = None if launch.deadline is None else launch.started + launch.deadline

@@ -128,6 +128,24 @@ def _kill_group(proc: subprocess.Popen[bytes]) -> None:
     proc.wait()
 
 
+def spawn_group(
+    cmd: list[str], log_path: Path, env: dict[str, str], pass_fds: tuple[int, ...] = ()
+) -> subprocess.Popen[bytes]:
+    """Start ``cmd`` in its own session (its process group is ended as one, see
+    :func:`_kill_group`), output appended to ``log_path``, no stdin. OSError when it cannot
+    start."""
+    with log_path.open("ab") as log:
+        return subprocess.Popen(
+            cmd,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            pass_fds=pass_fds,
+            start_new_session=True,
+        )
+
+
 def worker_env() -> dict[str, str]:
     """The environment of a worker: this pushgate first on the path, TensorFlow's logs quiet."""
     package_root = str(Path(__file__).resolve().parent.parent.parent)
@@ -159,33 +177,25 @@ def run_worker(
         job_path.write_text(json.dumps(job), encoding="utf-8")
         cmd = [python or sys.executable, "-m", _WORKER[runtime], str(job_path), str(result_path)]
         start = time.monotonic()
-        with log_path.open("wb") as log:
-            try:
-                proc = subprocess.Popen(
-                    cmd,
-                    stdin=subprocess.DEVNULL,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    env=env,
-                    start_new_session=True,  # its own process group, killed as one on timeout
-                )
-            except OSError as e:
-                return Attempt(ok=False, error=f"cannot start the runtime {cmd[0]}: {e.strerror}")
-            try:
-                code = proc.wait(timeout=deadline)
-            except subprocess.TimeoutExpired:
-                _kill_group(proc)
-                return Attempt(
-                    ok=False,
-                    error=f"the runtime did not finish within the deadline of {deadline:g} s "
-                    "(killed); raise --deadline if the model is just slow to load",
-                    returncode=proc.returncode,
-                    timed_out=True,
-                    seconds=time.monotonic() - start,
-                )
-            except BaseException:  # Ctrl-C: take the runtime down with us
-                _kill_group(proc)
-                raise
+        try:
+            proc = spawn_group(cmd, log_path, env)  # its process group is killed on timeout
+        except OSError as e:
+            return Attempt(ok=False, error=f"cannot start the runtime {cmd[0]}: {e.strerror}")
+        try:
+            code = proc.wait(timeout=deadline)
+        except subprocess.TimeoutExpired:
+            _kill_group(proc)
+            return Attempt(
+                ok=False,
+                error=f"the runtime did not finish within the deadline of {deadline:g} s "
+                "(killed); raise --deadline if the model is just slow to load",
+                returncode=proc.returncode,
+                timed_out=True,
+                seconds=time.monotonic() - start,
+            )
+        except BaseException:  # Ctrl-C: take the runtime down with us
+            _kill_group(proc)
+            raise
         seconds = time.monotonic() - start
         try:
             result = json.loads(result_path.read_text(encoding="utf-8"))

@@ -15,7 +15,6 @@ import contextlib
 import json
 import os
 import queue
-import subprocess
 import sys
 import tempfile
 import threading
@@ -25,7 +24,15 @@ from typing import Any
 
 from pushgate.errors import MissingDependencyError
 from pushgate.examples import Batch
-from pushgate.runtime import _EXTRA, _WORKER, _describe_exit, _kill_group, _tail, worker_env
+from pushgate.runtime import (
+    _EXTRA,
+    _WORKER,
+    _describe_exit,
+    _kill_group,
+    _tail,
+    spawn_group,
+    worker_env,
+)
 from pushgate.runtime.job import read_frame, write_end, write_frame
 
 
@@ -57,21 +64,12 @@ def predict_stream(
         from_r, from_w = os.pipe()
         cmd = [python or sys.executable, "-m", _WORKER[runtime], str(job_path), str(result_path)]
         cmd += ["--stream", str(to_r), str(from_w)]
-        with log_path.open("wb") as log:
-            try:
-                proc = subprocess.Popen(
-                    cmd,
-                    stdin=subprocess.DEVNULL,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    env=worker_env(),
-                    pass_fds=(to_r, from_w),
-                    start_new_session=True,
-                )
-            except OSError as e:
-                for fd in (to_r, to_w, from_r, from_w):
-                    os.close(fd)
-                raise StreamFailed(f"cannot start the runtime {cmd[0]}: {e.strerror}") from e
+        try:
+            proc = spawn_group(cmd, log_path, worker_env(), pass_fds=(to_r, from_w))
+        except OSError as e:
+            for fd in (to_r, to_w, from_r, from_w):
+                os.close(fd)
+            raise StreamFailed(f"cannot start the runtime {cmd[0]}: {e.strerror}") from e
         os.close(to_r)
         os.close(from_w)
         timed_out = threading.Event()
