@@ -21,12 +21,13 @@ are reported, with the metrics of each to show they agree. Prints a table and on
 
     git worktree add /tmp/pushgate-old <old-commit>
     python bench/bench_evaluate.py --sizes 10000,100000,1000000 --old-src /tmp/pushgate-old/src \
-        --tfma-python /path/to/tfx-venv/bin/python
+        --tfma-python /path/to/tfx-venv/bin/python [--workdir DIR]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import gzip
 import json
@@ -179,15 +180,28 @@ def main() -> int:
         default=0,
         help="also run `evaluate --runner beam` on DirectRunner with this many worker processes",
     )
+    ap.add_argument(
+        "--workdir",
+        type=Path,
+        help="keep the model and the generated data here and reuse them on the next run "
+        "(10M examples take minutes to write); default: a temporary directory",
+    )
     args = ap.parse_args()
     from models import make_saved_model
 
     sizes = [int(s) for s in args.sizes.split(",")]
     formats = args.formats.split(",")
     rows: list[dict[str, object]] = []
-    with tempfile.TemporaryDirectory(prefix="bench-evaluate-") as tmp:
+    with contextlib.ExitStack() as stack:
+        if args.workdir is None:
+            tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-evaluate-"))
+        else:
+            args.workdir.mkdir(parents=True, exist_ok=True)
+            tmp = str(args.workdir)
         model = Path(tmp) / "model"
-        if args.tfma_python:  # one model both can run: TFX's (serialized tf.Example in)
+        if (model / "saved_model.pb").exists():
+            pass  # reused from an earlier run in --workdir
+        elif args.tfma_python:  # one model both can run: TFX's (serialized tf.Example in)
             script = str(Path(__file__).with_name("tfma_run.py"))
             cmd = [args.tfma_python, script, "--make-model", str(model)]
             subprocess.run(cmd, env=_tfma_env(), check=True, capture_output=True)
@@ -195,7 +209,11 @@ def main() -> int:
             make_saved_model(model)
         for n in sizes:
             data = Path(tmp) / f"data-{n}"
-            artifact, csv_path = write_data(data, n)
+            shards = sorted((data / "Examples" / "Split-eval").glob("*.gz"))
+            if args.workdir is not None and (data / "eval.csv").exists() and len(shards) == 2:
+                artifact, csv_path = data / "Examples", data / "eval.csv"
+            else:
+                artifact, csv_path = write_data(data, n)
             for fmt in formats:
                 examples = artifact if fmt == "tfrecord" else csv_path
                 contestants = [("new", ROOT / "src")]
@@ -235,9 +253,10 @@ def main() -> int:
                         f"{int(r['peak_rss']) / 2**30:6.2f} GiB  auc={r['metrics']['auc']:.6f}",  # type: ignore[index]
                         flush=True,
                     )
-            for f in artifact.rglob("*"):
-                if f.is_file():
-                    f.unlink()
+            if args.workdir is None:
+                for f in artifact.rglob("*"):
+                    if f.is_file():
+                        f.unlink()
     print("BENCH " + json.dumps({"cpus": os.cpu_count(), "rows": rows}))
     return 0
 
