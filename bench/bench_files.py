@@ -30,7 +30,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_local import MIB, pushgate, timed, timed_rss
+from bench_local import MIB, pushgate, time_repush_and_verify, timed, timed_rss
 
 
 def make_model(root: Path, n: int, size: int) -> None:
@@ -82,15 +82,7 @@ def run_size(work: Path, n: int, size: int, rounds: int) -> dict[str, object]:
         )
         shutil.rmtree(dst)
 
-        dt, peak, out = timed_rss([*push, "--json"])
-        assert json.loads(out)["already_present"] is True, out
-        t["repush"].append(dt)
-        rss["repush"].append(peak)
-
-        dt, peak, out = timed_rss(pushgate("verify", str(base), "--no-progress", "--json"))
-        assert json.loads(out)["ok"] is True, out
-        t["verify"].append(dt)
-        rss["verify"].append(peak)
+        time_repush_and_verify(push, base, t, rss)
         v = base / version
         t["sha256sum"].append(
             timed(sh(f"cd '{v}' && find . -type f -print0 | xargs -0 sha256sum > /dev/null"))

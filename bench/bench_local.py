@@ -84,6 +84,21 @@ def pushgate(*args: str) -> list[str]:
     return [sys.executable, "-m", "pushgate", *args]
 
 
+def time_repush_and_verify(
+    push: list[str], base: Path, t: dict[str, list[float]], rss: dict[str, list[int]]
+) -> None:
+    """Time (and peak RSS of) a re-push of the unchanged model by ``push`` (which must find it
+    already there) and ``pushgate verify BASE`` (which must pass), into ``t`` and ``rss``."""
+    for what, cmd, check in (
+        ("repush", [*push, "--json"], "already_present"),
+        ("verify", pushgate("verify", str(base), "--no-progress", "--json"), "ok"),
+    ):
+        dt, peak, out = timed_rss(cmd)
+        assert json.loads(out)[check] is True, out
+        t[what].append(dt)
+        rss[what].append(peak)
+
+
 def files_under(root: Path) -> list[str]:
     return sorted(str(p) for p in root.rglob("*") if p.is_file())
 
@@ -133,18 +148,9 @@ def run(work: Path, size_mib: int, rounds: int) -> int:
         dt = timed(["cp", "-r", str(model), str(dst)])
         t["cp"].append(dt)
         shutil.rmtree(dst)
-        # (b) re-push of the unchanged model
-        dt, peak, out = timed_rss(
-            pushgate("push", "--model", str(model), "--to", str(base), "--no-progress", "--json")
-        )
-        assert json.loads(out)["already_present"] is True, out
-        t["repush"].append(dt)
-        rss["repush"].append(peak)
-        # (c) verify vs sha256sum over the same files
-        dt, peak, out = timed_rss(pushgate("verify", str(base), "--no-progress", "--json"))
-        assert json.loads(out)["ok"] is True, out
-        t["verify"].append(dt)
-        rss["verify"].append(peak)
+        # (b) re-push of the unchanged model, (c) verify vs sha256sum over the same files
+        push = pushgate("push", "--model", str(model), "--to", str(base), "--no-progress")
+        time_repush_and_verify(push, base, t, rss)
         dt = timed(["sha256sum", *files_under(base / version)])
         t["sha256sum"].append(dt)
         shutil.rmtree(base)

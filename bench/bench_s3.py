@@ -23,6 +23,9 @@ import time
 import uuid
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_files import make_model as make_small_files
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
@@ -74,16 +77,6 @@ def make_tree(root: Path, size_mib: int) -> None:
     (root / "variables" / "variables.index").write_bytes(os.urandom(4096))
     for i in range(500):
         (root / "assets" / f"asset-{i:04d}.txt").write_bytes(os.urandom(2048))
-
-
-def make_small_files(root: Path, n: int) -> None:
-    root.mkdir(parents=True)
-    (root / "saved_model.pb").write_bytes(os.urandom(1024))
-    for i in range(n):
-        sub = root / "assets" / f"d{i // 1000:04d}"
-        if i % 1000 == 0:
-            sub.mkdir(parents=True)
-        (sub / f"f{i:07d}.bin").write_bytes(os.urandom(1024))
 
 
 def run(cmd: list[str], env: dict[str, str]) -> dict[str, float]:
@@ -155,7 +148,7 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="pushgate-bench-"))
     model = tmp / "model"
     if args.small_files:
-        make_small_files(model, args.small_files)
+        make_small_files(model, args.small_files, 1024)
     else:
         make_tree(model, args.size_mib)
     results: dict[str, list[dict[str, float]]] = {

@@ -172,8 +172,12 @@ class Destination(ABC):
             except (OSError, PushgateError) as e:
                 return FileHash(None, str(e))
 
-        threads = min(workers(), len(items)) or 1
+        threads = min(self._hashing_threads(), len(items)) or 1
         yield from bounded_map(one, items, threads, cost=lambda item: item[1])
+
+    def _hashing_threads(self) -> int:
+        """Threads for :meth:`hash_version_files`: a bucket's reads are network-bound."""
+        return workers()
 
     def missing_dirs(self, version: str, dirs: Sequence[str]) -> list[str]:
         """Which of a version's recorded empty ``dirs`` are not directories on the store (none

@@ -54,7 +54,6 @@ from pushgate.errors import (
     DestinationError,
     DestinationInputError,
     IntegrityError,
-    PushgateError,
     StorageFullError,
 )
 from pushgate.layout import SERVER_WRITTEN_DIRS
@@ -404,6 +403,9 @@ class LocalDestination(Destination):
         finally:
             os.close(fd)
 
+    def _hashing_threads(self) -> int:
+        return hash_threads()  # local files: CPU-bound, one thread per core
+
     def hash_version_files(
         self, version: str, items: Sequence[tuple[str, int]], progress: ProgressFn | None = None
     ) -> Iterator[FileHash]:
@@ -414,15 +416,7 @@ class LocalDestination(Destination):
         root = f"{self.url}/{version}/"
         processes = _hash_processes(len(items))
         if processes <= 1:
-
-            def one(item: tuple[str, int]) -> FileHash:
-                try:
-                    return FileHash(self.hash_version_file(version, *item, progress), None)
-                except (OSError, PushgateError) as e:
-                    return FileHash(None, str(e))
-
-            threads = min(hash_threads(), len(items)) or 1  # CPU-bound: one per core
-            yield from bounded_map(one, items, threads, cost=lambda item: item[1])
+            yield from super().hash_version_files(version, items, progress)
             return
         checked_rels([rel for rel, _ in items])
         chunks = list(_chunks([(root + rel, size) for rel, size in items]))
