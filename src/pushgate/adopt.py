@@ -20,9 +20,9 @@ from typing import Any, cast
 
 from pushgate import __version__
 from pushgate.artifact import utc_now
-from pushgate.destination.base import Destination
+from pushgate.destination.base import Destination, manifest_key
 from pushgate.errors import DestinationError, PushgateError, UsageError
-from pushgate.journal import RECORD_SCHEMA, Journal, dumps, who
+from pushgate.journal import RECORD_SCHEMA, Journal, dumps, manifest_json, who
 from pushgate.lifecycle_common import check_version_arg, open_base
 from pushgate.manifest import FileEntry, Manifest, hash_stream, hash_threads, workers
 from pushgate.model_layout import BLESSING_MARKERS, LAYOUTS, match_top
@@ -160,7 +160,7 @@ def _record(dest: Destination, version: str, manifest: Manifest) -> dict[str, An
         "version": version,
         "destination": dest.version_url(version),
         "digest": manifest.digest,
-        "manifest": manifest.to_json(),
+        "manifest": manifest_json(manifest, version),
         "source": {"path": dest.version_url(version), "layout": "adopted", "artifact": None},
         "blessings": {},
         "decision": {"reason": "adopted: already present, not pushed by pushgate"},
@@ -229,6 +229,8 @@ def adopt(request: AdoptRequest) -> AdoptResult:
                 f"version {name} at {dest.url} changed while it was being hashed; adopt it "
                 "again when nothing writes to it"
             )
+        if manifest.apart:  # before the record that names it (the claim is ours alone)
+            dest.write_meta(manifest_key(name), manifest.lines())
         if not dest.write_meta(
             f"records/{name}.json", dumps(_record(dest, name, manifest)), create_only=True
         ):

@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING
 from pushgate.destination import open_destination
 from pushgate.errors import UsageError
 from pushgate.journal import Journal, VersionInfo
-from pushgate.manifest import Manifest
 from pushgate.progress import Progress
 from pushgate.pushing import PushRequest, PushResult
 from pushgate.pushing import push as _push
@@ -97,7 +96,8 @@ def serving_version(
     ``into`` (or a new temporary directory). ``None`` when nothing is published there.
     """
     dest = open_destination(str(base), storage_options)
-    newest = Journal(dest).newest_published()
+    journal = Journal(dest)
+    newest = journal.newest_published()
     if newest is None:
         return None
     local = getattr(dest, "local_version_dir", None)
@@ -110,6 +110,7 @@ def serving_version(
         with dest.open_version_file(newest.version, rel) as src, open(out, "wb") as f:
             shutil.copyfileobj(src, f, 4 * 2**20)
     if newest.record:  # the empty directories a bucket records but cannot hold
-        for d in Manifest.from_json(newest.record["manifest"]).dirs:
-            (target / d).mkdir(parents=True, exist_ok=True)
+        with journal.manifest(newest.version, newest.record) as manifest:
+            for d in manifest.dirs:
+                (target / d).mkdir(parents=True, exist_ok=True)
     return newest.version, target

@@ -50,6 +50,7 @@ import re
 import socket
 import time
 import uuid
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -57,9 +58,10 @@ from typing import Any
 
 from pushgate import journal_index
 from pushgate.artifact import utc_now
-from pushgate.destination.base import Destination, is_version_name, owner_gone
-from pushgate.errors import DestinationError, PushgateError
+from pushgate.destination.base import Destination, is_version_name, manifest_key, owner_gone
+from pushgate.errors import DestinationError, IntegrityError, PushgateError
 from pushgate.journal_index import Index
+from pushgate.manifest import Manifest, ManifestFile, checked_rels
 from pushgate.secrets import scrub_json
 
 RECORD_SCHEMA = "pushgate.record/v1"
@@ -111,6 +113,20 @@ def event_key(at: str, suffix: str) -> str:
     day = f"{99999999 - int(digits[:8]):08d}"
     stamp = f"{10**20 - 1 - int(digits):020d}"
     return f"{EVENTS}{day}/{stamp}-{suffix}.json"
+
+
+def manifest_json(manifest: Manifest | ManifestFile, version: str) -> dict[str, Any]:
+    """A record's ``manifest``: the files inline, or (:attr:`Manifest.apart`) their figures and
+    the key of their lines (:func:`~pushgate.destination.base.manifest_key`)."""
+    if not manifest.apart:
+        return (manifest.load() if isinstance(manifest, ManifestFile) else manifest).to_json()
+    return {
+        "digest": manifest.digest,
+        "total_bytes": manifest.total_bytes,
+        "file_count": manifest.count,
+        "dirs": list(manifest.dirs),
+        "lines": manifest_key(version),
+    }
 
 
 def _name(key: str, suffix: str = ".json") -> str:
@@ -194,6 +210,39 @@ class Journal:
     def record(self, version: str) -> dict[str, Any] | None:
         raw = self.dest.read_meta(f"records/{version}.json")
         return None if raw is None else _loads(raw, f"records/{version}.json")
+
+    @contextlib.contextmanager
+    def manifest(self, version: str, record: dict[str, Any]) -> Iterator[Manifest | ManifestFile]:
+        """The manifest of a version's ``record``, inline or stored apart (then read line by
+        line from the store's file, or a downloaded copy, for the block). IntegrityError when
+        it is missing or unreadable; a manifest stored apart is checked against the record's
+        digest as it is read (:meth:`ManifestFile.entries`)."""
+        data = record.get("manifest")
+        where = f"the record of version {version} at {self.dest.url}"
+        try:
+            if not isinstance(data, dict):
+                raise ValueError("no manifest")
+            if "lines" not in data:
+                manifest: Manifest | ManifestFile = Manifest.from_json(data)
+            else:
+                if data["lines"] != manifest_key(version):  # never a key a record chose
+                    raise ValueError(f"its manifest is at {data['lines']!r}")
+                dirs = tuple(str(d) for d in data.get("dirs") or ())
+                checked_rels(list(dirs))
+                digest, total = str(data["digest"]), int(data["total_bytes"])
+                count = int(data["file_count"])
+        except (KeyError, TypeError, ValueError) as e:
+            raise IntegrityError(f"{where} has no readable manifest ({e})") from None
+        if "lines" not in data:
+            yield manifest
+            return
+        with self.dest.meta_file(manifest_key(version)) as path:
+            if path is None:
+                raise IntegrityError(
+                    f"{where} names its manifest {self.where(manifest_key(version))}, which is "
+                    "missing: the journal was damaged"
+                )
+            yield ManifestFile(path, digest, total, count, dirs)
 
     def _read_all(self, keys: list[str]) -> list[tuple[str, bytes]]:
         """``(key, content)`` of many small documents, read in parallel: on a bucket each read is
@@ -543,6 +592,7 @@ class Journal:
             for v in sorted(set(recorded) - keep, key=int):
                 if v in gone_at and gone_at[v] and gone_at[v] < cutoff:
                     self.dest.delete_meta(f"records/{v}.json")
+                    self.dest.delete_meta(manifest_key(v))
                     self.dest.delete_meta(f"claims/{v}.json")
                     self.dest.delete_meta(f"{GONE}{v}.json")
                     done["records"] += 1

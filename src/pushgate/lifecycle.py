@@ -39,18 +39,20 @@ Every command here refuses a BASE that does not exist (exit 2), and creates noth
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Mapping
+from collections import deque
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from pushgate.artifact import utc_now
+from pushgate.destination.base import Destination
 from pushgate.errors import DestinationError, IntegrityError, PushgateError, UsageError
 from pushgate.journal import Journal, dumps, who
 from pushgate.labels import labelled_versions
 from pushgate.lifecycle_common import check_version_arg, open_base, published_versions
 from pushgate.lifecycle_rollback import RollbackResult, rollback
-from pushgate.manifest import Manifest
+from pushgate.manifest import Manifest, ManifestFile
 from pushgate.progress import Progress
 
 __all__ = [
@@ -209,8 +211,34 @@ def verify(
     report.removing = [n for n in names if n in removing]
     names = [n for n in names if n not in removing]
 
-    # (check, [(rel, recorded size, recorded sha256), ...]) per version to hash
-    jobs: list[tuple[VersionCheck, list[tuple[str, int, str]]]] = []
+    progress.start("verifying", sum(_recorded_bytes(records.get(n)) for n in names))
+    try:
+        _check_versions(dest, journal, report, names, records, on_store, progress)
+    finally:
+        progress.finish()
+    for check in report.versions:
+        check.changed.sort()
+        check.errors.sort()
+    return report
+
+
+def _recorded_bytes(record: dict[str, Any] | None) -> int:
+    manifest = (record or {}).get("manifest")
+    try:
+        return int(manifest.get("total_bytes") or 0) if isinstance(manifest, dict) else 0
+    except (TypeError, ValueError):
+        return 0
+
+
+def _check_versions(
+    dest: Destination,
+    journal: Journal,
+    report: VerifyReport,
+    names: list[str],
+    records: dict[str, dict[str, Any]],
+    on_store: set[str],
+    progress: Progress,
+) -> None:
     for name in names:
         rec = records.get(name)
         check = VersionCheck(
@@ -219,62 +247,65 @@ def verify(
         report.versions.append(check)
         if not check.exists:
             continue
-        try:
-            # sizes may be -1 (unknown) for a recorded version: its files are all read anyway
-            stored = dest.list_version_files(name) if rec is None else dest.list_version_names(name)
-        except IntegrityError as e:  # it holds something that is not a file (a FIFO ...)
-            check.errors.append(str(e))
-            continue
-        except (OSError, PushgateError) as e:
-            check.errors.append(f"cannot list the version's files: {e}")
-            continue
         if rec is None:
+            try:
+                stored = dest.list_version_files(name)
+            except IntegrityError as e:  # it holds something that is not a file (a FIFO ...)
+                check.errors.append(str(e))
+                continue
+            except (OSError, PushgateError) as e:
+                check.errors.append(f"cannot list the version's files: {e}")
+                continue
             check.files, check.bytes = len(stored), sum(stored.values())
             continue
         try:
-            # popped: the record's per-file dicts are freed before the hashing starts
-            manifest = Manifest.from_json(rec.pop("manifest"))
-        except (KeyError, TypeError, ValueError, PushgateError) as e:
-            check.errors.append(f"its record has no readable manifest ({e!r})")
-            continue
-        listed = stored.keys()
-        wanted = {e.path for e in manifest.files}
-        check.missing = sorted(wanted - listed)
-        check.missing += [f"{d}/" for d in dest.missing_dirs(name, manifest.dirs)]
-        check.extra = sorted(listed - wanted)
-        del wanted
-        todo: list[tuple[str, int, str]] = []
-        for rel, size, sha256 in manifest.files:  # sorted by path
-            found = stored.get(rel)
-            if found is None:
+            with journal.manifest(name, rec) as manifest:
+                rec.pop("manifest", None)  # an inline one's per-file dicts: freed before hashing
+                _check_files(dest, check, manifest, progress)
+        except IntegrityError as e:  # a damaged manifest, something that is not a file ...
+            check.errors.append(str(e))
+        except (OSError, PushgateError) as e:
+            check.errors.append(f"cannot list the version's files: {e}")
+
+
+def _check_files(
+    dest: Destination, check: VersionCheck, manifest: Manifest | ManifestFile, progress: Progress
+) -> None:
+    """Compare a version's files with its manifest: both read in path order side by side (the
+    store's listing and the manifest's lines), so a million files are never held; the files
+    whose names and sizes match stream on to be hashed, their recorded digests waiting in a
+    queue as long as the work in flight."""
+    check.missing += [f"{d}/" for d in dest.missing_dirs(check.version, manifest.dirs)]
+    expected: deque[tuple[str, str]] = deque()
+
+    def to_hash() -> Iterator[tuple[str, int]]:
+        stored = dest.iter_version_names(check.version)
+        here = next(stored, None)
+        for rel, size, sha256 in manifest.entries():
+            while here is not None and here[0] < rel:
+                check.extra.append(here[0])
+                here = next(stored, None)
+            if here is None or here[0] != rel:
+                check.missing.append(rel)
                 continue
+            found, here = here[1], next(stored, None)
             check.files += 1
             check.bytes += size
             if found not in (-1, size):
                 check.changed.append(rel)  # a size change needs no hashing to be caught
-            else:
-                todo.append((rel, size, sha256))
-        del stored, manifest
-        if todo:
-            todo.sort(key=lambda j: -j[1])  # largest first so the workers finish together
-            jobs.append((check, todo))
+                continue
+            expected.append((rel, sha256))
+            yield rel, size
+        while here is not None:
+            check.extra.append(here[0])
+            here = next(stored, None)
 
-    progress.start("verifying", sum(size for _, todo in jobs for _, size, _ in todo))
-    try:
-        for check, todo in jobs:
-            items = [(rel, size) for rel, size, _ in todo]
-            results = dest.hash_version_files(check.version, items, progress.advance)
-            for (rel, _, expected), got in zip(todo, results):
-                if got.error is not None:
-                    check.errors.append(f"cannot read {rel}: {got.error}")
-                elif got.sha256 != expected:
-                    check.changed.append(rel)
-    finally:
-        progress.finish()
-    for check in report.versions:
-        check.changed.sort()
-        check.errors.sort()
-    return report
+    for got in dest.hash_version_files(check.version, to_hash(), progress.advance):
+        rel, sha256 = expected.popleft()
+        if got.error is not None:
+            check.errors.append(f"cannot read {rel}: {got.error}")
+        elif got.sha256 != sha256:
+            check.changed.append(rel)
 
 
 # -- prune --------------------------------------------------------------------------------------

@@ -16,9 +16,9 @@ from pushgate import __version__
 from pushgate.artifact import utc_now
 from pushgate.errors import IntegrityError, UsageError, VersionConflictError
 from pushgate.hook import HOOK_TIMEOUT_S
-from pushgate.journal import RECORD_SCHEMA, Journal, VersionInfo, who
+from pushgate.journal import RECORD_SCHEMA, Journal, VersionInfo, manifest_json, who
 from pushgate.lifecycle_common import check_version_arg, open_base, published_versions
-from pushgate.manifest import Manifest
+from pushgate.manifest import Manifest, ManifestFile
 from pushgate.progress import Progress
 from pushgate.source import SourceFile
 
@@ -159,10 +159,11 @@ def rollback(
 
     policy = versioning or str(current.record.get("versioning") or "auto")
     request = PushRequest(destinations=(dest.url,), versioning=policy)
-    target_manifest = Manifest.from_json(target_record["manifest"])
+    with journal.manifest(target.version, target_record) as stored:
+        target_manifest = stored.load() if isinstance(stored, ManifestFile) else stored
     files = [SourceFile(e.path, Path(e.path), e.size) for e in target_manifest.files]
 
-    def make_record(version: str, manifest: Manifest) -> dict[str, Any]:
+    def make_record(version: str, manifest: Manifest | ManifestFile) -> dict[str, Any]:
         if manifest.digest != target_record["digest"]:
             raise IntegrityError(
                 f"version {target.version} at {dest.url} no longer matches its record "
@@ -182,7 +183,7 @@ def rollback(
             "version": version,
             "destination": dest.version_url(version),
             "digest": manifest.digest,
-            "manifest": manifest.to_json(),
+            "manifest": manifest_json(manifest, version),
             "source": target_record.get("source"),
             "blessings": target_record.get("blessings"),
             "decision": target_record.get("decision"),
@@ -197,7 +198,7 @@ def rollback(
             "rollback_reason": reason,
         }
 
-    def make_event(version: str, manifest: Manifest) -> dict[str, Any]:
+    def make_event(version: str, manifest: Manifest | ManifestFile) -> dict[str, Any]:
         return {
             "event": "rollback",
             "version": version,

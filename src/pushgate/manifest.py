@@ -17,6 +17,7 @@ published once more, now whole; every later re-push is recognised as unchanged.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
@@ -24,7 +25,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from operator import itemgetter
 from pathlib import Path
-from typing import Any, NamedTuple, Protocol, TypeVar
+from typing import IO, Any, NamedTuple, Protocol, TypeVar
 
 from pushgate.errors import IntegrityError
 
@@ -33,6 +34,10 @@ CHUNK = 4 * 1024 * 1024
 #: read size for hashing alone: a buffer that stays in the core's L2 cache between the kernel's
 #: copy into it and sha256 reading it (1 GiB on 2 cores: 0.61 s, against 0.93 s with 4 MiB)
 HASH_CHUNK = 1024 * 1024
+#: a manifest of more files than this is stored apart from its record, as lines in
+#: ``.pushgate/manifests/<version>.txt`` (read line by line: a million files never sit in memory
+#: as JSON); one of at most this many stays inside the record, as every earlier build wrote it
+INLINE_FILES = 10_000
 
 
 class FileEntry(NamedTuple):
@@ -71,6 +76,23 @@ class Manifest:
     def total_bytes(self) -> int:
         return sum(e.size for e in self.files)
 
+    @property
+    def count(self) -> int:
+        return len(self.files)
+
+    @property
+    def apart(self) -> bool:
+        """Whether its record stores it apart, as lines (see :data:`INLINE_FILES`)."""
+        return self.count > INLINE_FILES
+
+    def entries(self) -> Iterator[FileEntry]:
+        """The files, sorted by path (as :meth:`ManifestFile.entries`)."""
+        return iter(self.files)
+
+    def lines(self) -> bytes:
+        """The stored-apart form (see :class:`ManifestWriter`)."""
+        return b"".join(stored_line(e) for e in self.files)
+
     def by_path(self) -> dict[str, FileEntry]:
         return {e.path: e for e in self.files}
 
@@ -91,6 +113,150 @@ class Manifest:
         checked_rels([e.path for e in files])
         checked_rels(dirs)
         return cls.of(files, dirs)
+
+
+def stored_line(e: FileEntry) -> bytes:
+    """One file's line in a manifest stored apart: the digest's own line ``"<sha256> <size>
+    <path>\\n"``, the path as a JSON string where it holds a newline or starts with a quote."""
+    path = e.path
+    if "\n" in path or path.startswith('"'):
+        path = json.dumps(path)
+    return f"{e.sha256} {e.size} {path}\n".encode()
+
+
+def _parse_lines(lines: list[bytes], where: str) -> tuple[list[FileEntry], bool]:
+    """The entries of some stored lines, and whether any path was escaped (then the lines are
+    not the digest's text)."""
+    out: list[FileEntry] = []
+    escaped = False
+    try:
+        for line in lines:
+            sha, size, path = line.decode().split(" ", 2)
+            if len(sha) != 64 or not size.isdigit() or not path.endswith("\n"):
+                raise ValueError(line[:200])
+            path = path[:-1]
+            if path.startswith('"'):
+                path, escaped = json.loads(path), True
+                if not isinstance(path, str):
+                    raise ValueError(line[:200])
+            out.append(FileEntry(path, int(size), sha))
+    except (ValueError, UnicodeDecodeError) as e:
+        raise IntegrityError(
+            f"the manifest {where} holds a line that is not '<sha256> <size> <path>' ({e}); it "
+            "was edited or damaged"
+        ) from None
+    checked_rels([e.path for e in out])
+    return out, escaped
+
+
+def _canonical(e: FileEntry) -> bytes:
+    return f"{e.sha256} {e.size} {e.path}\n".encode()
+
+
+class ManifestWriter:
+    """Writes a manifest as it is made, one file at a time in path order, into a binary file:
+    the lines of :func:`stored_line`, while its digest, size and count are summed. Nothing per
+    file stays in memory."""
+
+    def __init__(self, out: IO[bytes]) -> None:
+        self.out = out
+        self._h = hashlib.sha256()
+        self._last: str | None = None
+        self._pending: list[bytes] = []
+        self._escaped = False
+        self.count = 0
+        self.total_bytes = 0
+
+    def add(self, e: FileEntry) -> None:
+        if self._last is not None and e.path <= self._last:
+            raise ValueError(f"manifest entries out of order: {e.path!r} after {self._last!r}")
+        self._last = e.path
+        self.count += 1
+        self.total_bytes += e.size
+        self._pending.append(stored_line(e))
+        if "\n" in e.path or e.path.startswith('"'):
+            self._escaped = True
+        if len(self._pending) >= 4096:
+            self._flush()
+
+    def _flush(self) -> None:
+        text = b"".join(self._pending)
+        if self._escaped:  # the digest hashes paths as they are
+            self._h.update(b"".join(_canonical(e) for e in _parse_lines(self._pending, "")[0]))
+        else:
+            self._h.update(text)
+        self.out.write(text)
+        self._pending.clear()
+        self._escaped = False
+
+    def finish(self, path: Path, dirs: Iterable[str]) -> ManifestFile:
+        """The manifest whose lines were written to ``path`` (the file behind ``out``), with the
+        empty directories ``dirs``; ``out`` is flushed, not closed."""
+        self._flush()
+        self.out.flush()
+        dirs = tuple(sorted(set(dirs)))
+        for d in dirs:
+            self._h.update(f"dir {d}/\n".encode())
+        return ManifestFile(
+            path, f"sha256:{self._h.hexdigest()}", self.total_bytes, self.count, dirs
+        )
+
+
+@dataclass(frozen=True)
+class ManifestFile:
+    """A manifest held as lines in a file (:class:`ManifestWriter`'s), read one batch at a time:
+    what a push of a million files makes and what verify and re-push read."""
+
+    path: Path
+    digest: str
+    total_bytes: int
+    count: int
+    dirs: tuple[str, ...] = ()
+
+    @property
+    def apart(self) -> bool:
+        return self.count > INLINE_FILES
+
+    def entries(self) -> Iterator[FileEntry]:
+        """The files in path order. Every path is checked (:func:`checked_rels`); once all are
+        read, IntegrityError unless they (and ``dirs``) give ``digest`` and ``count``: a damaged
+        or edited file fails as it ends, before a caller takes its last answer for true."""
+        h = hashlib.sha256()
+        count = 0
+        last = ""
+        try:
+            stream = open(self.path, "rb")  # noqa: SIM115 (closed below, also when abandoned)
+        except OSError as e:
+            raise IntegrityError(f"cannot read the manifest {self.path}: {e.strerror or e}") from e
+        with stream:
+            while True:
+                batch = stream.readlines(1 << 20)
+                if not batch:
+                    break
+                entries, escaped = _parse_lines(batch, str(self.path))
+                h.update(b"".join(map(_canonical, entries)) if escaped else b"".join(batch))
+                for entry in entries:
+                    if entry.path <= last and count:
+                        raise IntegrityError(
+                            f"the manifest {self.path} is not sorted by path at {entry.path!r}; "
+                            "it was edited or damaged"
+                        )
+                    last = entry.path
+                    count += 1
+                    yield entry
+        for d in self.dirs:
+            h.update(f"dir {d}/\n".encode())
+        if f"sha256:{h.hexdigest()}" != self.digest or count != self.count:
+            raise IntegrityError(
+                f"the manifest {self.path} does not give its record's digest {self.digest} "
+                f"({count} files read, {self.count} recorded): it was edited or damaged"
+            )
+
+    def load(self) -> Manifest:
+        return Manifest(tuple(self.entries()), self.dirs)
+
+    def lines(self) -> bytes:
+        return self.path.read_bytes()
 
 
 def checked_rel(path: str) -> str:

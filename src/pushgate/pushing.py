@@ -13,7 +13,7 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from contextlib import ExitStack, suppress
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -34,9 +34,16 @@ from pushgate.errors import (
 )
 from pushgate.gate import Decision, decide
 from pushgate.hook import HOOK_TIMEOUT_S
-from pushgate.journal import RECORD_SCHEMA, Journal, dumps, dumps_compact, who
+from pushgate.journal import RECORD_SCHEMA, Journal, dumps, dumps_compact, manifest_json, who
 from pushgate.location import check_push_locations
-from pushgate.manifest import Manifest, bounded_map, hash_file, hash_threads
+from pushgate.manifest import (
+    FileEntry,
+    Manifest,
+    ManifestFile,
+    bounded_map,
+    hash_file,
+    hash_threads,
+)
 from pushgate.progress import Progress
 from pushgate.pushed_model import check_pushed_model, write_pushed_model
 from pushgate.remote import is_url
@@ -44,6 +51,7 @@ from pushgate.source import (
     FORMAT_SERVING,
     SERVING_MODEL_DIR,
     STAMPED_MODEL,
+    FileList,
     ModelSource,
     SourceFile,
     list_tree,
@@ -186,62 +194,59 @@ class PushResult:
 
 
 class _SourceHashes:
-    """sha256 of the source files, computed at most once per push and shared by destinations."""
+    """Whether the source is what a version holds, and the source's digest once known; shared
+    by the destinations of a push."""
 
-    def __init__(self, files: list[SourceFile], dirs: Sequence[str], progress: Progress) -> None:
+    def __init__(self, files: FileList, dirs: Sequence[str], progress: Progress) -> None:
         self.files = files
         self.dirs = tuple(dirs)
         self.progress = progress
-        self._done: dict[str, str] = {}
-        self._lock = threading.Lock()
+        #: the source's digest, once a check found it identical to a version
+        self.digest: str | None = None
 
-    def matches_record(self, record: dict[str, Any]) -> bool:
-        """:meth:`matches` against a record's manifest, which is popped from ``record`` (its
-        per-file dicts are freed before the source is hashed). A record without a readable
-        manifest matches nothing: the model is pushed as a new version."""
+    def matches_record(self, journal: Journal, version: str, record: dict[str, Any]) -> bool:
+        """:meth:`matches` against a version's recorded manifest (popped from ``record``: the
+        per-file dicts of an inline one are freed before the source is hashed). A record
+        without a readable manifest matches nothing: the model is pushed as a new version."""
         try:
-            manifest = Manifest.from_json(record.pop("manifest"))
-        except (KeyError, TypeError, ValueError, PushgateError):
+            with journal.manifest(version, record) as manifest:
+                record.pop("manifest", None)
+                return self.matches(manifest)
+        except PushgateError:
             return False
-        return self.matches(manifest)
 
-    def matches(self, manifest: Manifest) -> bool:
-        """True when the source is byte-identical to ``manifest``; stops at the first mismatch."""
-        want = manifest.by_path()
-        if set(want) != {f.rel for f in self.files} or set(manifest.dirs) != set(self.dirs):
+    def matches(self, manifest: Manifest | ManifestFile) -> bool:
+        """True when the source is byte-identical to ``manifest``; stops at the first mismatch.
+        Both are read in path order, side by side: names and sizes first (no hashing), then
+        the contents; nothing per file is held."""
+        files = self.files
+        if (manifest.count, manifest.total_bytes) != (files.count, files.total_bytes) or set(
+            manifest.dirs
+        ) != set(self.dirs):
             return False
-        if any(want[f.rel].size != f.size for f in self.files):
+        # the manifest first in each zip: a damaged one raises as it ends, before a True
+        if any(e.path != f.rel or e.size != f.size for e, f in zip(manifest.entries(), files)):
             return False
         stop = threading.Event()
 
-        def check(f: SourceFile) -> bool:
+        def check(pair: tuple[FileEntry, SourceFile]) -> bool:
             if stop.is_set():
                 return False
-            with self._lock:
-                known = self._done.get(f.rel)
-            digest = known or hash_file(f.abspath, self.progress.advance)
-            with self._lock:
-                self._done[f.rel] = digest
-            if digest != want[f.rel].sha256:
+            if hash_file(pair[1].abspath, self.progress.advance) != pair[0].sha256:
                 stop.set()
                 return False
             return True
 
-        ordered = sorted(self.files, key=lambda f: -f.size)
-        self.progress.start("checking", sum(f.size for f in ordered))
+        self.progress.start("checking", files.total_bytes)
         try:
             # all() stops at the first mismatch; bounded_map then cancels the work not started
-            return all(bounded_map(check, ordered, hash_threads(), cost=lambda f: f.size))
+            pairs = zip(manifest.entries(), files)
+            same = all(bounded_map(check, pairs, hash_threads(), cost=lambda p: p[1].size))
         finally:
             self.progress.finish()
-
-    def digest_if_known(self) -> str | None:
-        if len(self._done) != len(self.files):
-            return None
-        from pushgate.manifest import FileEntry
-
-        entries = (FileEntry(f.rel, f.size, self._done[f.rel]) for f in self.files)
-        return Manifest.of(entries, self.dirs).digest
+        if same:
+            self.digest = manifest.digest
+        return same
 
 
 def _claim(journal: Journal, policy: str, token_suffix: str) -> tuple[str, str]:
@@ -268,7 +273,7 @@ def _claim(journal: Journal, policy: str, token_suffix: str) -> tuple[str, str]:
 def _record(
     version: str,
     dest: Destination,
-    manifest: Manifest,
+    manifest: Manifest | ManifestFile,
     source: ModelSource,
     decision: Decision,
     blessings: dict[str, Blessing],
@@ -282,7 +287,7 @@ def _record(
         "version": version,
         "destination": dest.version_url(version),
         "digest": manifest.digest,
-        "manifest": manifest.to_json(),
+        "manifest": manifest_json(manifest, version),
         "source": {
             "path": show(source.path),
             "layout": source.layout,
@@ -307,16 +312,16 @@ def _record(
 
 def publish_to(
     dest: Destination,
-    files: list[SourceFile],
+    files: Iterable[SourceFile],
     request: PushRequest,
     progress: Progress,
     make_record: Any,
     *,
     from_version: str | None = None,
     dirs: Sequence[str] = (),
-    make_event: Callable[[str, Manifest], dict[str, Any]] | None = None,
+    make_event: Callable[[str, Manifest | ManifestFile], dict[str, Any]] | None = None,
     warnings: list[str] | None = None,
-) -> tuple[str, Manifest]:
+) -> tuple[str, Manifest | ManifestFile]:
     """Claim, stage, publish: the crash-safe part shared by push and rollback.
 
     ``make_event(version, manifest)``: the journal event of the publish (``{"event": kind,
@@ -328,8 +333,8 @@ def publish_to(
     event: dict[str, Any] | None = None
     pending = f"{PENDING_EVENTS}/{version}.json"
     with dest.lease(token):
-        total = sum(f.size for f in files)
-        progress.start("pushing", total)
+        total = files.total_bytes if isinstance(files, FileList) else None
+        progress.start("pushing", sum(f.size for f in files) if total is None else total)
         try:
             if from_version is not None:
                 staged = dest.stage_from_version(from_version, token, progress.advance, dirs)
@@ -417,7 +422,7 @@ class _Plan:
 
     request: PushRequest
     source: ModelSource
-    files: list[SourceFile]
+    files: FileList
     dirs: tuple[str, ...]
     decision: Decision
     blessings: dict[str, Blessing]
@@ -470,7 +475,7 @@ class _Plan:
             newest is not None
             and newest.record
             and not request.allow_duplicate
-            and self.hashes.matches_record(newest.record)
+            and self.hashes.matches_record(journal, newest.version, newest.record)
         ):
             res.pushed, res.already_present, res.digest = True, True, newest.record["digest"]
             res.version, res.destination = newest.version, dest.version_url(newest.version)
@@ -488,8 +493,8 @@ class _Plan:
             return
         previous = newest.version if newest else None
 
-        def make_record(version: str, manifest: Manifest) -> dict[str, Any]:
-            known = self.hashes.digest_if_known()
+        def make_record(version: str, manifest: Manifest | ManifestFile) -> dict[str, Any]:
+            known = self.hashes.digest
             if known is not None and known != manifest.digest:
                 raise DestinationError(
                     f"the model at {source.path} changed while it was being pushed; "
@@ -507,7 +512,7 @@ class _Plan:
                 self.show,
             )
 
-        def make_event(version: str, manifest: Manifest) -> dict[str, Any]:
+        def make_event(version: str, manifest: Manifest | ManifestFile) -> dict[str, Any]:
             return {
                 "event": "push",
                 "version": version,
@@ -644,7 +649,7 @@ def push(request: PushRequest, progress: Progress | None = None) -> PushResult:
         return _push(request, progress, _Inputs(request, progress, stack))
 
 
-def _check_readable(files: list[SourceFile], show: Callable[[Path | None], str | None]) -> None:
+def _check_readable(files: Iterable[SourceFile], show: Callable[[Path | None], str | None]) -> None:
     """Every model file can be opened, before any destination is touched: an unreadable file
     is bad input naming that file, not a failure of the copy that leaves a claim behind."""
     for f in files:
@@ -714,6 +719,7 @@ def _push(request: PushRequest, progress: Progress, inputs: _Inputs) -> PushResu
     )
     warnings += [inputs.translated_text(w) for w in source_warnings]
     tree = inputs.translated(lambda: list_tree(source.path))
+    inputs.stack.callback(tree.files.close)
     _check_readable(tree.files, inputs.show)
     plan = _Plan(request, source, tree.files, tree.dirs, decision, blessings, progress, inputs.show)
     results = [plan.push_to(url) for url in request.destinations]
@@ -737,7 +743,7 @@ def _push(request: PushRequest, progress: Progress, inputs: _Inputs) -> PushResu
                 pushed_destinations=[r.destination for r in results if r.pushed],
             )
         pushed_model = write_pushed_model(
-            pushed_model, files if pushed else None, props, options, dirs=tree.dirs
+            pushed_model, list(files) if pushed else None, props, options, dirs=tree.dirs
         )
         set_properties(request.pushed_model, props)
     reason = decision.reason

@@ -19,9 +19,12 @@ from __future__ import annotations
 
 import os
 import stat
+import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
+from operator import itemgetter
 from pathlib import Path
-from typing import NamedTuple
+from typing import BinaryIO, NamedTuple
 
 from pushgate.errors import DestinationError, InputError
 from pushgate.layout import SERVER_WRITTEN_DIRS
@@ -154,23 +157,94 @@ def _check_model_dir(path: Path, what: str) -> None:
         raise InputError(f"cannot read {what} directory {path}: {e.strerror}") from e
 
 
+#: a model of more files than this is listed into a temporary file, not into memory
+SPOOL_FROM = 10_000
+
+
+class FileList:
+    """A model's files in path order, listed once and read as often as needed: the first
+    :data:`SPOOL_FROM` in memory, beyond that all of them in an unlinked temporary file (a
+    million ``SourceFile`` tuples would take about 300 MB)."""
+
+    def __init__(self, root: Path | str) -> None:
+        self._base = os.path.join(str(root), "")
+        self._mem: list[SourceFile] = []
+        self._spool: BinaryIO | None = None
+        self._size = 0  # bytes in the spool
+        self.count = 0
+        self.total_bytes = 0
+
+    def append(self, f: SourceFile) -> None:
+        self.count += 1
+        self.total_bytes += f.size
+        if self._spool is None:
+            self._mem.append(f)
+            if len(self._mem) <= SPOOL_FROM:
+                return
+            self._spool = tempfile.TemporaryFile(prefix="pushgate-files-")  # noqa: SIM115
+            held, self._mem = self._mem, []
+            for g in held:
+                self._write(g)
+            return
+        self._write(f)
+
+    def _write(self, f: SourceFile) -> None:
+        assert self._spool is not None
+        where = str(f.abspath)
+        if where == self._base + f.rel:
+            where = ""  # the usual case: only links inside the model lead elsewhere
+        data = f"{f.size}\0{f.rel}\0{where}\0".encode(errors="surrogateescape")
+        self._spool.write(data)
+        self._size += len(data)
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __iter__(self) -> Iterator[SourceFile]:
+        if self._spool is None:
+            yield from self._mem
+            return
+        self._spool.flush()
+        fd, offset, rest = self._spool.fileno(), 0, b""
+        while offset < self._size:
+            chunk = os.pread(fd, min(1 << 20, self._size - offset), offset)
+            if not chunk:
+                break
+            offset += len(chunk)
+            fields = (rest + chunk).split(b"\0")
+            whole = len(fields) - 1 - (len(fields) - 1) % 3
+            rest = b"\0".join(fields[whole:])
+            for i in range(0, whole, 3):
+                rel = fields[i + 1].decode(errors="surrogateescape")
+                where = fields[i + 2].decode(errors="surrogateescape") or self._base + rel
+                yield SourceFile(rel, where, int(fields[i]))
+
+    def close(self) -> None:
+        if self._spool is not None:
+            self._spool.close()
+
+
 @dataclass(frozen=True)
 class ModelTree:
-    """What a push copies: the regular files, and the directories that hold nothing at all
-    (``assets/`` of a TFX model), as paths inside the model."""
+    """What a push copies: the regular files in path order, and the directories that hold
+    nothing at all (``assets/`` of a TFX model), as paths inside the model."""
 
-    files: list[SourceFile]
+    files: FileList
     dirs: tuple[str, ...] = ()
 
 
 def list_files(root: Path) -> list[SourceFile]:
     """The regular files of :func:`list_tree` (for copies that keep no empty directories)."""
-    return list_tree(root).files
+    return list(list_tree(root).files)
 
 
 def list_tree(root: Path) -> ModelTree:
     """Every regular file and empty directory under ``root``, sorted, following symlinks that
     stay inside ``root``: a link to a file or a directory of the model is pushed as its content.
+
+    Files come in the manifest's order (sorted by path) from a walk that visits each
+    directory's entries sorted by name, a directory's name taken with its ``/``: so nothing is
+    sorted but one directory at a time.
 
     Refused with InputError, naming the entry: a symlink that resolves outside the model, a
     dangling one, a link cycle (a link to a directory that contains it, or links that point at
@@ -178,16 +252,18 @@ def list_tree(root: Path) -> ModelTree:
     self-contained.
     """
     real_root = root.resolve()
-    files: list[SourceFile] = []
+    files = FileList(root)
     empty: list[str] = []
 
     def walk(directory: Path, rel: str, ancestors: tuple[Path, ...]) -> None:
         try:
+            # by name: the first bad entry is the one named, whatever the directory's order
             entries = sorted(os.scandir(directory), key=lambda e: e.name)
         except OSError as e:
             raise InputError(f"cannot read {directory}: {e.strerror}") from e
         if not entries and rel:
             empty.append(rel.rstrip("/"))
+        found: list[tuple[str, SourceFile | tuple[Path, Path]]] = []
         for entry in entries:
             child_rel = f"{rel}{entry.name}"
             target: Path | None = None
@@ -197,7 +273,7 @@ def list_tree(root: Path) -> ModelTree:
                 except OSError as e:
                     raise InputError(f"cannot stat {entry.path}: {e.strerror}") from e
                 if stat.S_ISREG(st.st_mode):
-                    files.append(SourceFile(child_rel, entry.path, st.st_size))
+                    found.append((entry.name, SourceFile(child_rel, entry.path, st.st_size)))
                     continue
             path = Path(entry.path)
             if entry.is_symlink():
@@ -230,13 +306,20 @@ def list_tree(root: Path) -> ModelTree:
                         "directory that contains it, so the model would be endless; remove the "
                         "link or point it at a sibling directory"
                     )
-                walk(path, child_rel + "/", (*ancestors, real))
+                found.append((entry.name + "/", (path, real)))
             elif stat.S_ISREG(st.st_mode):
-                files.append(SourceFile(child_rel, str(path), st.st_size))
+                found.append((entry.name, SourceFile(child_rel, str(path), st.st_size)))
             else:
                 raise InputError(f"not a regular file inside the model: {path}")
+        # "a.txt" < "a/b": a directory sorts by its name and slash, as its files' paths do
+        found.sort(key=itemgetter(0))
+        for name, item in found:
+            if isinstance(item, SourceFile):
+                files.append(item)
+            else:
+                walk(item[0], f"{rel}{name}", (*ancestors, item[1]))
 
     walk(root, "", (real_root,))
-    if not files:
+    if not files.count:
         raise InputError(f"model directory holds no files: {root}")
     return ModelTree(files, tuple(sorted(empty)))

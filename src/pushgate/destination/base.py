@@ -5,6 +5,8 @@ pushgate keeps everything of its own under ``<BASE>/.pushgate/`` (never numeric,
 
 - ``claims/<version>.json``  create-only: owning a claim is owning that version number
 - ``records/<version>.json`` the journal record of a published version
+- ``manifests/<version>.txt`` its manifest, one line per file, when it lists more files than a
+  record holds (:data:`pushgate.manifest.INLINE_FILES`)
 - ``index.json``              what is published now, summarised (see pushgate.journal_index)
 - ``log/<day>/<time>-<id>.json`` one lifecycle event (push, rollback, prune, pin, hook ...);
   ``events/<time>-<id>.json`` in journals of pushgate 0.x
@@ -26,15 +28,17 @@ import contextlib
 import os
 import re
 import socket
+import tempfile
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import AbstractContextManager
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, BinaryIO, NamedTuple, cast
 
 from pushgate.errors import PushgateError
-from pushgate.manifest import Manifest, bounded_map, hash_stream, workers
+from pushgate.manifest import Manifest, ManifestFile, bounded_map, hash_stream, workers
 from pushgate.source import SourceFile
 
 META = ".pushgate"
@@ -97,12 +101,17 @@ def token_version(token: str) -> str:
     return token.split("-", 1)[0]
 
 
+def manifest_key(version: str) -> str:
+    """Where a version's manifest is stored apart from its record (under ``.pushgate/``)."""
+    return f"manifests/{version}.txt"
+
+
 @dataclass(frozen=True)
 class Staged:
     """A copy of the model under the destination's staging area."""
 
     token: str
-    manifest: Manifest
+    manifest: Manifest | ManifestFile
     #: paths already written straight into ``<BASE>/<version>/`` (object stores), not staged
     direct: frozenset[str] = frozenset()
     #: small files hashed but not uploaded yet (object stores): ``publish`` uploads each straight
@@ -153,6 +162,12 @@ class Destination(ABC):
         one ``stat`` per file: verify reads every file anyway)."""
         return self.list_version_files(version)
 
+    def iter_version_names(self, version: str) -> Iterator[tuple[str, int]]:
+        """:meth:`list_version_names` sorted by path, produced lazily where the store can (a
+        local walk); IntegrityError, when the version holds what is not a file, may come once
+        everything else is out."""
+        yield from sorted(self.list_version_names(version).items())
+
     def hash_version_file(
         self, version: str, rel: str, size: int, progress: ProgressFn | None = None
     ) -> str:
@@ -161,10 +176,11 @@ class Destination(ABC):
             return hash_stream(cast(Any, stream), progress, size)
 
     def hash_version_files(
-        self, version: str, items: Sequence[tuple[str, int]], progress: ProgressFn | None = None
+        self, version: str, items: Iterable[tuple[str, int]], progress: ProgressFn | None = None
     ) -> Iterator[FileHash]:
         """sha256 of many files of a version (``(rel, recorded size)``), in their order; a file
-        that cannot be read gives its error instead. On a bucket: many requests at once."""
+        that cannot be read gives its error instead. On a bucket: many requests at once.
+        ``items`` is read as the work goes (a bounded number ahead): it may be a stream."""
 
         def one(item: tuple[str, int]) -> FileHash:
             try:
@@ -172,8 +188,7 @@ class Destination(ABC):
             except (OSError, PushgateError) as e:
                 return FileHash(None, str(e))
 
-        threads = min(self._hashing_threads(), len(items)) or 1
-        yield from bounded_map(one, items, threads, cost=lambda item: item[1])
+        yield from bounded_map(one, items, self._hashing_threads(), cost=lambda item: item[1])
 
     def _hashing_threads(self) -> int:
         """Threads for :meth:`hash_version_files`: a bucket's reads are network-bound."""
@@ -222,6 +237,25 @@ class Destination(ABC):
     def delete_meta(self, key: str) -> None:
         """Remove ``.pushgate/<key>``; no error when it is already gone."""
 
+    @contextmanager
+    def meta_file(self, key: str) -> Iterator[Path | None]:
+        """A local file holding ``.pushgate/<key>`` for the block (None when it does not exist):
+        a store's copy downloaded into a temporary file, removed afterwards."""
+        data = self.read_meta(key)
+        if data is None:
+            yield None
+            return
+        with tempfile.TemporaryDirectory(prefix="pushgate-meta-") as tmp:
+            path = Path(tmp) / "meta"
+            path.write_bytes(data)
+            del data
+            yield path
+
+    def store_manifest(self, version: str, staged: Staged) -> None:
+        """Store a staged manifest apart from the record (:func:`manifest_key`), before the
+        record that names it is written."""
+        self.write_meta(manifest_key(version), staged.manifest.lines())
+
     # -- the push protocol --------------------------------------------------------------------
     @abstractmethod
     def check_writable(self) -> None:
@@ -230,13 +264,14 @@ class Destination(ABC):
     @abstractmethod
     def stage(
         self,
-        files: list[SourceFile],
+        files: Iterable[SourceFile],
         token: str,
         progress: ProgressFn | None,
         dirs: Sequence[str] = (),
     ) -> Staged:
-        """Copy the files under the staging area, durably, hashing while copying; the empty
-        ``dirs`` are created where the store can hold them, and recorded in the manifest."""
+        """Copy the files (sorted by path) under the staging area, durably, hashing while
+        copying; the empty ``dirs`` are created where the store can hold them, and recorded in
+        the manifest."""
 
     @abstractmethod
     def stage_from_version(

@@ -76,6 +76,7 @@ from pushgate.destination.base import (
     Staged,
     is_numeric_name,
     is_version_name,
+    manifest_key,
     owner_gone,
     token_version,
 )
@@ -424,11 +425,12 @@ class ObjectStoreDestination(Destination):
 
     def stage(
         self,
-        files: list[SourceFile],
+        files: Iterable[SourceFile],
         token: str,
         progress: ProgressFn | None,
         dirs: Sequence[str] = (),
     ) -> Staged:
+        files = list(files)  # sorted by size below; a bucket's push holds its list
         # A bucket has no empty directories: ``dirs`` are recorded in the manifest, not written
         # (no marker objects; TF Serving and Triton do not need them).
         # Files too big for a server-side copy (S3: over 5 GiB) go straight to <v>/: the version
@@ -626,7 +628,7 @@ class ObjectStoreDestination(Destination):
     def publish(self, staged: Staged, version: str, record: bytes) -> None:
         root = self._meta(f"staging/{staged.token}/")
         others, entries = _entry_last(
-            e.path for e in staged.manifest.files if e.path not in staged.direct
+            e.path for e in staged.manifest.entries() if e.path not in staged.direct
         )
         firsts, others = _triton_first(others)
         # The staging copy of a file is deleted as soon as the file is copied, a DeleteObjects
@@ -635,7 +637,7 @@ class ObjectStoreDestination(Destination):
         cleaner = ThreadPoolExecutor(max_workers=1)
         done: list[str] = []
         held = {f.rel: f for f in staged.held}
-        entry_of = {e.path: e for e in staged.manifest.files} if held else {}
+        entry_of = {e.path: e for e in staged.manifest.entries()} if held else {}
 
         def copied(p: str) -> None:
             if p in held:
@@ -660,6 +662,8 @@ class ObjectStoreDestination(Destination):
                 copied(p)
             for p in entries:
                 copied(copy(p))
+            if staged.manifest.apart:
+                self.store_manifest(version, staged)
             self.write_meta(f"records/{version}.json", record)
         except BaseException:
             cleaner.shutdown(wait=True)
@@ -683,6 +687,7 @@ class ObjectStoreDestination(Destination):
     def _remove_unrecorded(self, version: str) -> bool:
         if self.read_meta(f"records/{version}.json") is not None:
             return False
+        self.delete_meta(manifest_key(version))  # stored just before the record: never read
         keys = [m["path"] for m in self._list(f"{version}/")]
         if not keys:
             return False

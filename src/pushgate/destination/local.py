@@ -25,6 +25,7 @@ import ctypes
 import errno
 import fcntl
 import hashlib
+import itertools
 import multiprocessing
 import os
 import shutil
@@ -33,8 +34,10 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from multiprocessing.pool import AsyncResult
 from pathlib import Path
 from typing import BinaryIO
 
@@ -48,6 +51,7 @@ from pushgate.destination.base import (
     Staged,
     is_numeric_name,
     is_version_name,
+    manifest_key,
     token_version,
 )
 from pushgate.errors import (
@@ -61,7 +65,8 @@ from pushgate.manifest import (
     CHUNK,
     SMALL_FILE,
     FileEntry,
-    Manifest,
+    ManifestFile,
+    ManifestWriter,
     bounded_map,
     checked_rel,
     checked_rels,
@@ -102,6 +107,7 @@ INTERNAL_DIRS = (
     "staging",
     "claims",
     "records",
+    "manifests",
     "events",
     "pins",
     "trash",
@@ -228,11 +234,6 @@ def _hash_processes(files: int) -> int:
     return min(cores, 8) if threading.active_count() == 1 else 0
 
 
-def _chunks(items: list[tuple[str, int]]) -> Iterator[list[tuple[str, int]]]:
-    for i in range(0, len(items), _HASH_CHUNK_FILES):
-        yield items[i : i + _HASH_CHUNK_FILES]
-
-
 def _hash_paths(chunk: list[tuple[str, int]]) -> list[str]:
     """sha256 hex of files given by full path and recorded size (in a hashing process), never
     following a link: ``""`` for a file whose size differs (it cannot match), ``"!<why>"`` for
@@ -267,6 +268,16 @@ def _hash_paths(chunk: list[tuple[str, int]]) -> list[str]:
         finally:
             os.close(fd)
     return out
+
+
+def _hashes(
+    done: int, result: AsyncResult[list[str]], progress: ProgressFn | None
+) -> Iterator[FileHash]:
+    got = result.get()
+    if progress:
+        progress(done)
+    for digest in got:
+        yield FileHash(None, digest[1:]) if digest.startswith("!") else FileHash(digest, None)
 
 
 def _copy_small(fin: int, fd: int, size: int, progress: ProgressFn | None) -> tuple[int, str]:
@@ -382,11 +393,46 @@ class LocalDestination(Destination):
 
         walk(str(self.base / version), "")
         if odd:
-            raise IntegrityError(
-                f"version {version} at {self.url} holds what pushgate never writes, not regular "
-                f"files: {', '.join(sorted(odd))}; remove them or roll back to another version"
-            )
+            raise self._odd(version, odd)
         return out
+
+    def _odd(self, version: str, odd: list[str]) -> IntegrityError:
+        return IntegrityError(
+            f"version {version} at {self.url} holds what pushgate never writes, not regular "
+            f"files: {', '.join(sorted(odd))}; remove them or roll back to another version"
+        )
+
+    def iter_version_names(self, version: str) -> Iterator[tuple[str, int]]:
+        # one directory's entries at a time, sorted by name (a directory's with its slash), so
+        # the paths come sorted and a million of them are never held
+        odd: list[str] = []
+
+        def walk(directory: str, rel: str) -> Iterator[tuple[str, int]]:
+            try:
+                with os.scandir(directory) as it:
+                    found: list[tuple[str, str | None]] = []
+                    for e in it:
+                        if e.is_dir(follow_symlinks=False):
+                            if e.name not in SERVER_WRITTEN_DIRS:  # a server's own cache
+                                found.append((f"{e.name}/", e.path))
+                        elif e.is_file(follow_symlinks=False):
+                            found.append((e.name, None))
+                        else:
+                            odd.append(
+                                f"{rel}{e.name} ({_kind(e.stat(follow_symlinks=False).st_mode)})"
+                            )
+            except OSError:
+                return  # gone or unreadable: its files show as missing
+            found.sort()
+            for name, path in found:
+                if path is None:
+                    yield f"{rel}{name}", -1
+                else:
+                    yield from walk(path, f"{rel}{name}")
+
+        yield from walk(str(self.base / version), "")
+        if odd:
+            raise self._odd(version, odd)
 
     def open_version_file(self, version: str, rel: str) -> BinaryIO:
         rel = checked_rel(rel)
@@ -407,29 +453,37 @@ class LocalDestination(Destination):
         return hash_threads()  # local files: CPU-bound, one thread per core
 
     def hash_version_files(
-        self, version: str, items: Sequence[tuple[str, int]], progress: ProgressFn | None = None
+        self, version: str, items: Iterable[tuple[str, int]], progress: ProgressFn | None = None
     ) -> Iterator[FileHash]:
         # Many small files are hashed by worker processes, one per core: per file the work is
         # a few system calls and some bytecode, and threads serialise on the GIL for the
         # bytecode (100,000 files of 1 KiB on 2 cores: one thread 1.13 s, two 1.00 s, two
         # processes half that). Big files stream through threads (hashlib drops the GIL).
         root = f"{self.url}/{version}/"
-        processes = _hash_processes(len(items))
+        rest = iter(items)
+        head = list(itertools.islice(rest, _HASH_PROCESSES_FROM))
+        processes = _hash_processes(len(head))
         if processes <= 1:
-            yield from super().hash_version_files(version, items, progress)
+            yield from super().hash_version_files(version, itertools.chain(head, rest), progress)
             return
-        checked_rels([rel for rel, _ in items])
-        chunks = list(_chunks([(root + rel, size) for rel, size in items]))
+
+        def chunks() -> Iterator[list[tuple[str, int]]]:
+            stream = itertools.chain(head, rest)
+            while chunk := list(itertools.islice(stream, _HASH_CHUNK_FILES)):
+                checked_rels([rel for rel, _ in chunk])
+                yield [(root + rel, size) for rel, size in chunk]
+
+        # a bounded window of chunks in flight (Pool.imap would read every item up front)
+        pending: deque[tuple[int, AsyncResult[list[str]]]] = deque()
         pool = multiprocessing.get_context("fork").Pool(processes)
         try:
-            for chunk, results in zip(chunks, pool.imap(_hash_paths, chunks)):
-                if progress:
-                    progress(sum(max(size, 0) for _, size in chunk))
-                for got in results:
-                    if got.startswith("!"):
-                        yield FileHash(None, got[1:])
-                    else:
-                        yield FileHash(got, None)
+            for chunk in chunks():
+                done = sum(max(size, 0) for _, size in chunk)
+                pending.append((done, pool.apply_async(_hash_paths, (chunk,))))
+                if len(pending) > 2 * processes:
+                    yield from _hashes(*pending.popleft(), progress)
+            while pending:
+                yield from _hashes(*pending.popleft(), progress)
         finally:
             pool.terminate()
             pool.join()
@@ -655,47 +709,64 @@ class LocalDestination(Destination):
 
     def _copy_tree(
         self,
-        files: list[SourceFile],
+        files: Iterable[SourceFile],
         root: Path,
         progress: ProgressFn | None,
-        empty: Sequence[str] = (),
-    ) -> Manifest:
+        empty: Sequence[str],
+        lines: Path,
+    ) -> ManifestFile:
+        """Copy ``files`` (sorted by path) under ``root`` as they come, writing the manifest's
+        lines to ``lines`` in the same order: nothing per file is held, whatever their number
+        (a bounded window of copies runs ahead on the worker threads)."""
         # relative directory names as strings ("" is the root): Path objects per file cost
-        # seconds at 100,000 files
-        dirs = {""}
-        # every directory holding a file, an empty directory (the model's empty directories) or
-        # a directory, so that each one's entries are fsynced
-        parents = {f.rel.rpartition("/")[0] for f in files}
-        for rel in (*parents, *empty):
-            d = rel
-            while d and d not in dirs:
-                dirs.add(d)
-                d = d.rpartition("/")[0]
+        # seconds at 100,000 files; each directory is fsynced once its entries are all there
         top = str(root)
-        for d in sorted(dirs, key=lambda r: r.count("/") + bool(r)):
-            os.makedirs(f"{top}/{d}" if d else top, exist_ok=True)
-        # Largest first, so the big variable shards start early and the pool ends together.
-        ordered = sorted(files, key=lambda f: -f.size)
-        n = min(workers(), len(ordered))
+        made = {""}
+        os.makedirs(top, exist_ok=True)
+
+        def make(rel: str) -> None:
+            missing = []
+            while rel not in made:
+                missing.append(rel)
+                rel = rel.rpartition("/")[0]
+            for d in reversed(missing):
+                os.makedirs(f"{top}/{d}", exist_ok=True)
+                made.add(d)
+
+        for d in empty:
+            make(d)
+
+        def ready() -> Iterator[SourceFile]:
+            for f in files:  # the directory exists before any copy into it is handed out
+                parent = f.rel.rpartition("/")[0]
+                if parent not in made:
+                    make(parent)
+                yield f
 
         def task(f: SourceFile) -> FileEntry:
             return self._copy_one(f, f"{top}/{f.rel}", progress)
 
-        entries = list(bounded_map(task, ordered, max(1, n), cost=lambda f: f.size))
-        for d in sorted(dirs, key=lambda r: -(r.count("/") + bool(r))):
+        with open(lines, "xb") as out:
+            writer = ManifestWriter(out)
+            for entry in bounded_map(task, ready(), workers(), cost=lambda f: f.size):
+                writer.add(entry)
+            manifest = writer.finish(lines, empty)
+            os.fsync(out.fileno())
+        for d in sorted(made, key=lambda r: -(r.count("/") + bool(r))):
             fsync_dir(Path(f"{top}/{d}" if d else top))
-        return Manifest.of(entries, empty)
+        return manifest
 
     def stage(
         self,
-        files: list[SourceFile],
+        files: Iterable[SourceFile],
         token: str,
         progress: ProgressFn | None,
         dirs: Sequence[str] = (),
     ) -> Staged:
-        root = self._inside("staging", create=True) / token
+        staging = self._inside("staging", create=True)
+        root = staging / token
         try:
-            manifest = self._copy_tree(files, root, progress, dirs)
+            manifest = self._copy_tree(files, root, progress, dirs, staging / f"{token}.lines")
         except OSError as e:
             self.discard(token)
             err = _wrap(e, "copying the model into", root)
@@ -719,8 +790,8 @@ class LocalDestination(Destination):
     ) -> Staged:
         root = self.base / version
         files = [
-            SourceFile(rel, root / rel, size)
-            for rel, size in self.list_version_files(version).items()
+            SourceFile(rel, f"{root}/{rel}", size)
+            for rel, size in sorted(self.list_version_files(version).items())
         ]
         # only the recorded empty directories the version still holds: one gone is damage, and
         # the copy's digest then differs from the record's (the caller refuses to publish it)
@@ -739,20 +810,55 @@ class LocalDestination(Destination):
             raise
 
     def publish(self, staged: Staged, version: str, record: bytes) -> None:
-        src = self._inside("staging") / staged.token
+        staging = self._inside("staging")
+        src = staging / staged.token
         dst = self.base / version
         key = f"records/{version}.json"
-        self.write_meta(key, record)
+        if staged.manifest.apart:
+            self.store_manifest(version, staged)
+        try:
+            self.write_meta(key, record)
+        except BaseException:
+            self.delete_meta(manifest_key(version))
+            raise
         try:
             _renameat2_noreplace(src, dst)
             fsync_dir(self.base)
         except OSError as e:
             self.delete_meta(key)
+            self.delete_meta(manifest_key(version))
             raise _wrap(e, "publishing", dst) from e
+        (staging / f"{staged.token}.lines").unlink(missing_ok=True)
+
+    def store_manifest(self, version: str, staged: Staged) -> None:
+        lines = self._inside("staging") / f"{staged.token}.lines"
+        if not isinstance(staged.manifest, ManifestFile) or staged.manifest.path != lines:
+            super().store_manifest(version, staged)
+            return
+        path = self._meta_path(manifest_key(version), create=True)
+        try:
+            os.rename(lines, path)  # written and flushed by the copy, under .pushgate/ too
+            fsync_dir(path.parent)
+        except OSError as e:
+            raise _wrap(e, "storing the manifest", path) from e
+
+    @contextmanager
+    def meta_file(self, key: str) -> Iterator[Path | None]:
+        path = self._meta_path(key)
+        try:
+            st = os.lstat(path)
+        except (FileNotFoundError, NotADirectoryError):
+            yield None
+            return
+        if not stat.S_ISREG(st.st_mode):
+            raise DestinationInputError(f"{path} is {_kind(st.st_mode)}, not pushgate's; remove it")
+        yield path
 
     def discard(self, token: str) -> None:
         with contextlib.suppress(DestinationInputError):  # a planted link: nothing of ours
-            remove_entry(self._inside("staging") / token)
+            staging = self._inside("staging")
+            remove_entry(staging / token)
+            (staging / f"{token}.lines").unlink(missing_ok=True)
 
     def recover(self) -> list[str]:
         """Clean what dead pushers left. Reports what was removed, and what could not be (a line
@@ -772,7 +878,7 @@ class LocalDestination(Destination):
             else:
                 done.append(f"could not remove {what}: remove it by hand")
 
-        tokens = {n[: -len(".lock")] if n.endswith(".lock") else n for n in names}
+        tokens = {n.removesuffix(".lock").removesuffix(".lines") for n in names}
         for token in sorted(t for t in tokens if not t.startswith(".tmp-")):
             lock = staging / f"{token}.lock"
             fd = None
@@ -791,8 +897,13 @@ class LocalDestination(Destination):
                     if self.read_meta(f"records/{version}.json") is not None:
                         self.delete_meta(f"records/{version}.json")
                         done.append(f"removed the record of version {version}, never published")
+                    if os.path.lexists(self._meta_path(manifest_key(version))):
+                        self.delete_meta(manifest_key(version))
+                        done.append(f"removed the manifest of version {version}, never published")
                 if os.path.lexists(staging / token):
                     remove(staging / token, f"staging debris {staging / token}")
+                if os.path.lexists(staging / f"{token}.lines"):
+                    remove(staging / f"{token}.lines", f"staging debris {staging}/{token}.lines")
                 lock.unlink(missing_ok=True)
             except OSError as e:
                 if e.errno == errno.ELOOP:
