@@ -5,6 +5,7 @@ digest as it is read, cleaned up after a kill, and never a way out of ``.pushgat
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -113,6 +114,50 @@ def test_a_manifest_of_many_files_is_stored_apart_and_every_command_reads_it(
     assert [i.version for i in versions(str(base)) if i.serving] == [back.version]
 
 
+def test_verify_finds_the_same_damage_in_worker_processes_and_walking_side_by_side(
+    tmp_path: Path,
+) -> None:
+    """A CLI process (no other thread) compares in worker processes that parse and hash whole
+    blocks of lines; a process with another thread running cannot fork safely and walks the
+    manifest and the listing side by side. Both must find exactly the same things."""
+    import threading
+
+    model = _model(tmp_path / "model")
+    base = tmp_path / "base"
+    v1 = _push(model, base).version
+    assert v1
+    v = base / v1
+    (v / "assets" / "d002" / "f002222.txt").write_bytes(b"file 2223\n")  # same size
+    (v / "a.txt").write_bytes(b"longer than it was")
+    (v / "assets" / "d008" / "f008888.txt").unlink()
+    (v / "assets" / "d000" / "zz-stray").write_bytes(b"x")
+    (v / "a-a").write_bytes(b"y")
+    (v / "assets" / "d004" / "f004444.txt").chmod(0)
+    unreadable = os.geteuid() != 0  # root reads a file whatever its mode
+
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    cmd = [sys.executable, "-m", "pushgate", "verify", str(base), v1, "--json", "--no-progress"]
+    res = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 3, res.stderr
+    (by_workers,) = json.loads(res.stdout)["versions"]
+
+    stop = threading.Event()
+    other = threading.Thread(target=stop.wait)
+    other.start()
+    try:
+        (side_by_side,) = verify(base, v1).versions
+    finally:
+        stop.set()
+        other.join()
+
+    for check in (by_workers, side_by_side.to_json()):
+        assert check["changed"] == ["a.txt", "assets/d002/f002222.txt"]
+        assert check["missing"] == ["assets/d008/f008888.txt"]
+        assert check["extra"] == ["a-a", "assets/d000/zz-stray"]
+        assert check["files"] == N - 1
+        assert len(check["errors"]) == (1 if unreadable else 0)
+
+
 def test_a_damaged_or_planted_stored_manifest_fails_closed(tmp_path: Path) -> None:
     model = _model(tmp_path / "model")
     base = tmp_path / "base"
@@ -183,9 +228,9 @@ def test_a_push_killed_with_its_manifest_half_written_or_stored_leaves_nothing_b
         "mid-copy": lambda: _staging_lines(base),
         "manifest-stored": lambda: _stored_lines(base),
     }[moment]
+    cmd = [sys.executable, "-m", "pushgate", "push", "--model", str(model), "--to", str(base)]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "pushgate", "push", "--model", str(model), "--to", str(base)]
-        + ["--any-model", "--no-progress"],
+        [*cmd, "--any-model", "--no-progress"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

@@ -276,6 +276,15 @@ def _check_files(
     whose names and sizes match stream on to be hashed, their recorded digests waiting in a
     queue as long as the work in flight."""
     check.missing += [f"{d}/" for d in dest.missing_dirs(check.version, manifest.dirs)]
+    if isinstance(manifest, ManifestFile):
+        found = dest.compare_lines(check.version, manifest, progress.advance)
+        if found is not None:
+            check.files, check.bytes = found.files, found.bytes
+            check.missing += found.missing
+            check.extra += found.extra
+            check.changed += found.changed
+            check.errors += found.errors
+            return
     expected: deque[tuple[str, str]] = deque()
 
     def to_hash() -> Iterator[tuple[str, int]]:

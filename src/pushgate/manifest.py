@@ -124,7 +124,7 @@ def stored_line(e: FileEntry) -> bytes:
     return f"{e.sha256} {e.size} {path}\n".encode()
 
 
-def _parse_lines(lines: list[bytes], where: str) -> tuple[list[FileEntry], bool]:
+def parse_lines(lines: list[bytes], where: str) -> tuple[list[FileEntry], bool]:
     """The entries of some stored lines, and whether any path was escaped (then the lines are
     not the digest's text)."""
     out: list[FileEntry] = []
@@ -182,7 +182,7 @@ class ManifestWriter:
     def _flush(self) -> None:
         text = b"".join(self._pending)
         if self._escaped:  # the digest hashes paths as they are
-            self._h.update(b"".join(_canonical(e) for e in _parse_lines(self._pending, "")[0]))
+            self._h.update(b"".join(_canonical(e) for e in parse_lines(self._pending, "")[0]))
         else:
             self._h.update(text)
         self.out.write(text)
@@ -233,7 +233,7 @@ class ManifestFile:
                 batch = stream.readlines(1 << 20)
                 if not batch:
                     break
-                entries, escaped = _parse_lines(batch, str(self.path))
+                entries, escaped = parse_lines(batch, str(self.path))
                 h.update(b"".join(map(_canonical, entries)) if escaped else b"".join(batch))
                 for entry in entries:
                     if entry.path <= last and count:

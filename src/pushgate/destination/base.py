@@ -33,7 +33,7 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, NamedTuple, cast
 
@@ -120,6 +120,18 @@ class Staged:
     held: tuple[SourceFile, ...] = ()
 
 
+@dataclass
+class Found:
+    """What comparing a version's files with its manifest found (:meth:`compare_lines`)."""
+
+    files: int = 0
+    bytes: int = 0
+    missing: list[str] = field(default_factory=list)
+    extra: list[str] = field(default_factory=list)
+    changed: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+
 class Destination(ABC):
     """A BASE location that holds numbered model versions and pushgate's own records."""
 
@@ -167,6 +179,14 @@ class Destination(ABC):
         local walk); IntegrityError, when the version holds what is not a file, may come once
         everything else is out."""
         yield from sorted(self.list_version_names(version).items())
+
+    def compare_lines(
+        self, version: str, manifest: ManifestFile, progress: ProgressFn | None = None
+    ) -> Found | None:
+        """Compare a version's files with a manifest stored as lines, where the store has a
+        faster way than reading both side by side (local disk: worker processes that parse,
+        open and hash whole batches of lines); None when it has not."""
+        return None
 
     def hash_version_file(
         self, version: str, rel: str, size: int, progress: ProgressFn | None = None
