@@ -28,15 +28,13 @@ from pushgate.artifact import atomic_write, utc_now
 from pushgate.blessing import BlessingKind, clear_verdict, write_blessing
 from pushgate.errors import InputError, UsageError, ValidationError
 from pushgate.examples import DEFAULT_BATCH, ExampleSource, open_examples, require_labels
-from pushgate.metrics import AUC_EXACT_BUDGET, AUC_THRESHOLDS, TASKS, Accumulator
+from pushgate.metrics import AUC_EXACT_BUDGET, AUC_THRESHOLDS, RUNNERS, TASKS, Accumulator
 from pushgate.runtime import locate_model
 from pushgate.runtime.stream import StreamFailed, predict_stream
 
 EVALUATION_SCHEMA = "pushgate.evaluation/v1"
 REPORT_JSON = "evaluation.json"
 REPORT_TEXT = "evaluation.txt"
-RUNNERS: tuple[str, ...] = ("local", "beam")
-"""``local``: one runtime process streaming batches; ``beam``: an Apache Beam pipeline."""
 
 
 @dataclass(frozen=True)

@@ -21,12 +21,13 @@ import selectors
 import signal
 import subprocess
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pushgate.destination.base import Destination
 from pushgate.errors import PushgateError
-from pushgate.journal import Journal
 from pushgate.secrets import scrub
+
+if TYPE_CHECKING:
+    from pushgate.destination.base import Destination
 
 HOOK_TIMEOUT_S = 300.0
 #: how much of the hook's output is kept (its end)
@@ -168,6 +169,9 @@ def run_hook(
         out = {"ok": False, "exit_code": None, "error": f"cannot start the hook: {e}"}
     out["output"] = output
     out = {k: scrub(v) if isinstance(v, str) else v for k, v in out.items()}
+    # here, not at the top: the CLI reads this module's defaults before it knows the command
+    from pushgate.journal import Journal
+
     try:
         Journal(dest).event("hook", version=res.version, command=scrub(command), **out)
     except PushgateError as e:  # the version is published: a lost audit line fails nothing

@@ -49,7 +49,6 @@ from pushgate.artifact import utc_now
 from pushgate.destination.base import Destination
 from pushgate.errors import DestinationError, IntegrityError, PushgateError, UsageError
 from pushgate.journal import Journal, dumps, who
-from pushgate.labels import labelled_versions
 from pushgate.lifecycle_common import check_version_arg, open_base, published_versions
 from pushgate.lifecycle_rollback import RollbackResult, rollback
 from pushgate.manifest import Manifest, ManifestFile
@@ -394,6 +393,8 @@ def prune(
     infos = journal.versions()
     published = published_versions(infos)
     result.skipped = [i.version for i in infos if i.exists and not i.recorded]
+    from pushgate.labels import labelled_versions  # here: it brings the serving clients
+
     labelled = labelled_versions(dest)  # kept like pinned ones (Journal.kept decides again)
     newest_numeric = max((int(i.version) for i in infos if i.exists), default=None)
     keep_set = {i.version for i in published[-keep:]}

@@ -33,6 +33,10 @@ from pushgate.errors import InputError, MissingDependencyError, UsageError
 
 Task = Literal["auto", "classification", "regression"]
 TASKS: tuple[str, ...] = ("auto", "classification", "regression")
+#: where ``evaluate`` computes them: ``local``, one runtime process streaming batches; ``beam``,
+#: an Apache Beam pipeline (here, not in :mod:`pushgate.evaluator`, so the CLI's parser can offer
+#: them without importing the evaluator)
+RUNNERS: tuple[str, ...] = ("local", "beam")
 DECISION_THRESHOLD = 0.5
 
 

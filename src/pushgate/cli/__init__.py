@@ -25,18 +25,22 @@ _KEY_VALUE = re.compile(r"^(-*[A-Za-z_][\w.-]*(?:=|:(?!//))).+$", re.S)
 #: the exit code of a command whose reader went away (128 + SIGPIPE, as the shell reports it)
 EXIT_BROKEN_PIPE = 141
 
-#: subcommand modules under pushgate.cli; each has register(subparsers)
-COMMAND_MODULES = (
-    "push",
-    "versions",
-    "demo",
-    "lifecycle",
-    "evaluate",
-    "infra_validate",
-    "status",
-    "adopt",
-    "labels",
-)
+#: subcommand modules under pushgate.cli, each with register(subparsers), and the commands each
+#: registers, in the order ``pushgate --help`` lists them. A module imports what its commands
+#: run inside their handlers, so registering costs argparse alone; ``main`` registers only the
+#: module of the command named on the line, all of them for ``--help``, ``--version`` or a typo.
+COMMAND_MODULES: dict[str, tuple[str, ...]] = {
+    "push": ("push",),
+    "versions": ("versions",),
+    "demo": ("demo",),
+    "lifecycle": ("verify", "rollback", "prune", "pin", "unpin", "history"),
+    "evaluate": ("evaluate",),
+    "infra_validate": ("infra-validate",),
+    "status": ("status",),
+    "adopt": ("adopt",),
+    "labels": ("label", "labels", "promote"),
+}
+_MODULE_OF = {command: module for module, cs in COMMAND_MODULES.items() for command in cs}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -49,7 +53,9 @@ class _Parser(argparse.ArgumentParser):
         super().error(scrub(message))
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The whole parser; with ``command`` (a command's name), only that command's module is
+    registered: what it parses and prints for that command is the same."""
     parser = _Parser(
         prog="pushgate",
         description="Push validated ML models into TF Serving / Triton version folders, safely.",
@@ -63,7 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="show the Python traceback of an error (accepted anywhere on the line)",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for name in COMMAND_MODULES:
+    module = _MODULE_OF.get(command or "")
+    for name in COMMAND_MODULES if module is None else (module,):
         importlib.import_module(f"pushgate.cli.{name}").register(sub)
     return parser
 
@@ -93,7 +100,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     # --traceback is global but accepted anywhere on the line
     traceback = "--traceback" in argv
     argv = [a for a in argv if a != "--traceback"]
-    parser = build_parser()
+    # the command is the first word (the only global options are --help and --version, which
+    # need every command, and --traceback, already taken out)
+    parser = build_parser(argv[0] if argv else None)
     args = _parse(parser, argv)
     try:
         code = int(args.handler(args))

@@ -8,8 +8,7 @@ from typing import Any
 
 from pushgate.cli import _options as opts
 from pushgate.cli._output import add_storage_options, emit_verdict, storage_options
-from pushgate.evaluator import RUNNERS, EvaluateRequest, evaluate
-from pushgate.metrics import TASKS
+from pushgate.metrics import RUNNERS, TASKS
 
 DESCRIPTION = """\
 Check a candidate model's metrics against thresholds (TFMA's semantics) and write a ModelBlessing
@@ -131,6 +130,8 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``pushgate evaluate``; 0 when a verdict was reached."""
+    from pushgate.evaluator import EvaluateRequest, evaluate
+
     request = EvaluateRequest(
         output=args.output,
         thresholds=args.thresholds,

@@ -7,7 +7,6 @@ from typing import Any
 
 from pushgate.cli import _options as opts
 from pushgate.cli._output import emit_verdict
-from pushgate.infra_validator import InfraValidateRequest, infra_validate
 
 DESCRIPTION = """\
 Load the model in its serving runtime (TensorFlow for SavedModels, onnxruntime for ONNX) in a
@@ -81,6 +80,8 @@ def register(subparsers: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``pushgate infra-validate``; 0 when a verdict was reached."""
+    from pushgate.infra_validator import InfraValidateRequest, infra_validate
+
     request = InfraValidateRequest(
         model=args.model,
         output=args.output,
