@@ -393,7 +393,8 @@ def prune(
     infos = journal.versions()
     published = published_versions(infos)
     result.skipped = [i.version for i in infos if i.exists and not i.recorded]
-    from pushgate.labels import labelled_versions  # here: it brings the serving clients
+    # imported here: labels brings the serving clients, which verify and history never need
+    from pushgate.labels import labelled_versions
 
     labelled = labelled_versions(dest)  # kept like pinned ones (Journal.kept decides again)
     newest_numeric = max((int(i.version) for i in infos if i.exists), default=None)
