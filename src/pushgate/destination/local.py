@@ -3,8 +3,9 @@
 Crash safety comes from the order of writes:
 
 1. claim ``.pushgate/claims/<v>.json`` with ``O_CREAT|O_EXCL`` (two pushers never share a number);
-2. copy every file into ``.pushgate/staging/<token>/`` (hashing on the way), fsync each file and
-   directory; the staging copy is owned through an ``flock`` held for the whole push;
+2. copy every file into ``.pushgate/staging/<token>/`` (hashing on the way) and make the tree
+   durable (:class:`TreeSync`: fsync of each file and directory, or one ``syncfs`` for a tree of
+   many files); the staging copy is owned through an ``flock`` held for the whole push;
 3. write the record ``.pushgate/records/<v>.json`` (tmp + fsync + rename);
 4. ``renameat2(RENAME_NOREPLACE)`` the staging directory to ``<BASE>/<v>`` and fsync BASE.
 
