@@ -179,9 +179,10 @@ def _fs_magic(fd: int) -> int | None:
 class TreeSync:
     """Makes a freshly written tree durable before it is published.
 
-    Per file, ``fsync`` costs a journal commit (most of a push's time at 100,000 small files,
-    almost all of it system time). So only the first :data:`PER_FILE_FSYNCS` files are fsynced
-    one by one (with each directory, deepest first); the rest are written without, and
+    Per file, ``fsync`` costs a journal commit and a flush of the device's cache, which for
+    many small files adds up to more than writing them. So only the first
+    :data:`PER_FILE_FSYNCS` files are fsynced one by one (with each directory, deepest first);
+    the rest are written without, and
     :meth:`finish` makes them, their inodes and every directory entry durable with one
     ``syncfs(2)`` on the tree's filesystem. ``syncfs`` is used only where it is known to cover
     data and metadata and to report write-back errors (:data:`_SYNCFS_FILESYSTEMS`, Linux 5.8
