@@ -46,7 +46,7 @@ from pathlib import Path
 from typing import Any
 
 from pushgate.artifact import utc_now
-from pushgate.destination.base import Destination
+from pushgate.destination.base import Destination, Found
 from pushgate.errors import DestinationError, IntegrityError, PushgateError, UsageError
 from pushgate.journal import Journal, dumps, who
 from pushgate.lifecycle_common import check_version_arg, open_base, published_versions
@@ -69,20 +69,15 @@ __all__ = [
 
 
 # -- verify -------------------------------------------------------------------------------------
-@dataclass
-class VersionCheck:
-    """What verify found for one version."""
+@dataclass(kw_only=True)
+class VersionCheck(Found):
+    """What verify found for one version: its files against its manifest (:class:`Found`), and
+    whether it is recorded and on the store."""
 
     version: str
     digest: str | None
     recorded: bool = True
     exists: bool = True
-    files: int = 0
-    bytes: int = 0
-    missing: list[str] = field(default_factory=list)
-    extra: list[str] = field(default_factory=list)
-    changed: list[str] = field(default_factory=list)
-    errors: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -241,7 +236,10 @@ def _check_versions(
     for name in names:
         rec = records.get(name)
         check = VersionCheck(
-            name, rec.get("digest") if rec else None, rec is not None, name in on_store
+            version=name,
+            digest=rec.get("digest") if rec else None,
+            recorded=rec is not None,
+            exists=name in on_store,
         )
         report.versions.append(check)
         if not check.exists:
@@ -275,15 +273,10 @@ def _check_files(
     whose names and sizes match stream on to be hashed, their recorded digests waiting in a
     queue as long as the work in flight."""
     check.missing += [f"{d}/" for d in dest.missing_dirs(check.version, manifest.dirs)]
-    if isinstance(manifest, ManifestFile):
-        found = dest.compare_lines(check.version, manifest, progress.advance)
-        if found is not None:
-            check.files, check.bytes = found.files, found.bytes
-            check.missing += found.missing
-            check.extra += found.extra
-            check.changed += found.changed
-            check.errors += found.errors
-            return
+    if isinstance(manifest, ManifestFile) and dest.compare_lines(
+        check.version, manifest, check, progress.advance
+    ):
+        return
     expected: deque[tuple[str, str]] = deque()
 
     def to_hash() -> Iterator[tuple[str, int]]:

@@ -181,12 +181,17 @@ class Destination(ABC):
         yield from sorted(self.list_version_names(version).items())
 
     def compare_lines(
-        self, version: str, manifest: ManifestFile, progress: ProgressFn | None = None
-    ) -> Found | None:
-        """Compare a version's files with a manifest stored as lines, where the store has a
-        faster way than reading both side by side (local disk: worker processes that parse,
-        open and hash whole batches of lines); None when it has not."""
-        return None
+        self,
+        version: str,
+        manifest: ManifestFile,
+        found: Found,
+        progress: ProgressFn | None = None,
+    ) -> bool:
+        """Compare a version's files with a manifest stored as lines into ``found``, where the
+        store has a faster way than reading both side by side (local disk: worker processes
+        that parse, open and hash whole batches of lines); False, with nothing done, when it
+        has not."""
+        return False
 
     def hash_version_file(
         self, version: str, rel: str, size: int, progress: ProgressFn | None = None

@@ -661,8 +661,12 @@ class LocalDestination(Destination):
             pool.join()
 
     def compare_lines(
-        self, version: str, manifest: ManifestFile, progress: ProgressFn | None = None
-    ) -> Found | None:
+        self,
+        version: str,
+        manifest: ManifestFile,
+        found: Found,
+        progress: ProgressFn | None = None,
+    ) -> bool:
         # The main process only reads the manifest in blocks (hashing their bytes, which are
         # the digest's text) and hands each block to a worker that parses, opens and hashes
         # its files; another worker counts the version's files. Extra files are named (a walk
@@ -670,9 +674,8 @@ class LocalDestination(Destination):
         # small files the main process's per-file work in Python was most of verify's time.
         processes = _hash_processes(manifest.count)
         if processes <= 1:
-            return None
+            return False
         root = f"{self.url}/{version}/"
-        found = Found()
         h = hashlib.sha256()
         count, escaped, last = 0, False, ""
         pending: deque[AsyncResult[_Lines]] = deque()
@@ -725,8 +728,8 @@ class LocalDestination(Destination):
         if odd:
             found.errors.append(str(self._odd(version, odd)))
         if files != found.files:
-            found.extra = self._extra(version, manifest)
-        return found
+            found.extra += self._extra(version, manifest)
+        return True
 
     def _extra(self, version: str, manifest: ManifestFile) -> list[str]:
         """The files of a version its manifest does not list (both read in path order)."""
