@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -88,6 +90,24 @@ def numeric_dirs(base: Path) -> list[str]:
         if base.exists()
         else []
     )
+
+
+def kill_when(proc: subprocess.Popen[bytes], condition: Any, limit: float = 300.0) -> bool:
+    """SIGKILL ``proc`` as soon as ``condition()`` holds (polled every 0.5 ms), or when it ends
+    or ``limit`` seconds pass; True when the condition was reached while it ran."""
+    deadline = time.monotonic() + limit
+    reached = False
+    try:
+        while time.monotonic() < deadline and proc.poll() is None:
+            if condition():
+                reached = True
+                break
+            time.sleep(0.0005)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(30)
+    finally:
+        proc.kill()
+    return reached
 
 
 def recorded_files(base: Path, name: str, record: dict[str, Any]) -> list[dict[str, Any]]:

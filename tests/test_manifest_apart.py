@@ -6,17 +6,15 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 import pushgate
-from conftest import assert_every_version_complete, numeric_dirs, recorded_files
+from conftest import assert_every_version_complete, kill_when, numeric_dirs, recorded_files
 from pushgate.api import versions
 from pushgate.lifecycle import verify
 from pushgate.manifest import INLINE_FILES
@@ -234,18 +232,7 @@ def test_a_push_killed_with_its_manifest_half_written_or_stored_leaves_nothing_b
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    try:
-        deadline = time.monotonic() + 300
-        reached = False
-        while time.monotonic() < deadline and proc.poll() is None:
-            if condition():
-                reached = True
-                break
-            time.sleep(0.0005)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(30)
-    finally:
-        proc.kill()
+    reached = kill_when(proc, condition)
     assert reached, f"the push ended before {moment}"
     assert_every_version_complete(base)  # published whole with its manifest, or not at all
 
