@@ -92,9 +92,11 @@ def numeric_dirs(base: Path) -> list[str]:
     )
 
 
-def kill_when(proc: subprocess.Popen[bytes], condition: Any, limit: float = 300.0) -> bool:
-    """SIGKILL ``proc`` as soon as ``condition()`` holds (polled every 0.5 ms), or when it ends
-    or ``limit`` seconds pass; True when the condition was reached while it ran."""
+def kill_when(
+    proc: subprocess.Popen[bytes], condition: Any, limit: float = 300.0, every: float = 0.0005
+) -> bool:
+    """SIGKILL ``proc`` as soon as ``condition()`` holds (polled ``every`` seconds), or when it
+    ends or ``limit`` seconds pass; True when the condition was reached while it ran."""
     deadline = time.monotonic() + limit
     reached = False
     try:
@@ -102,7 +104,7 @@ def kill_when(proc: subprocess.Popen[bytes], condition: Any, limit: float = 300.
             if condition():
                 reached = True
                 break
-            time.sleep(0.0005)
+            time.sleep(every)
         proc.send_signal(signal.SIGKILL)
         proc.wait(30)
     finally:

@@ -284,3 +284,42 @@ def test_adopting_a_version_of_many_files_stores_its_manifest_apart(tmp_path: Pa
     assert verify(base, "7").ok
     again = _push(model, base)  # the same bytes: already there
     assert again.already_present and again.version == "7"
+
+
+def test_pruning_with_expire_history_deletes_a_stored_manifest_with_its_record(
+    tmp_path: Path,
+) -> None:
+    model = _model(tmp_path / "model")
+    base = tmp_path / "base"
+    v1 = _push(model, base).version
+    (model / "assets" / "d001" / "f001001.txt").write_bytes(b"changed")
+    v2 = _push(model, base).version
+    assert v1 and v2 and v1 != v2
+    stored = base / ".pushgate" / "manifests"
+    assert sorted(p.name for p in stored.iterdir()) == sorted([f"{v1}.txt", f"{v2}.txt"])
+    pushgate.prune(str(base), 1)
+    assert (stored / f"{v1}.txt").exists()  # kept by default, with the record
+    result = pushgate.prune(str(base), 1, expire_history=0)
+    assert result.expired and result.expired["records"] == 1
+    assert [p.name for p in stored.iterdir()] == [f"{v2}.txt"]
+    assert verify(base).ok
+
+
+def test_paths_with_a_newline_or_a_leading_quote_are_stored_quoted_and_hash_as_they_are(
+    tmp_path: Path,
+) -> None:
+    from pushgate.manifest import FileEntry, Manifest, ManifestWriter
+
+    sha = "ab" * 32
+    paths = ['"quoted', "a\nb", "plain", "z/with space"]
+    manifest = Manifest.of(FileEntry(p, i, sha) for i, p in enumerate(paths))
+    lines = tmp_path / "m.txt"
+    with open(lines, "xb") as out:
+        writer = ManifestWriter(out)
+        for e in manifest.files:
+            writer.add(e)
+        stored = writer.finish(lines, ["empty"])
+    assert lines.read_bytes().count(b"\n") == len(paths)  # one line each, newline quoted
+    assert b' "\\"quoted"\n' in lines.read_bytes() and b' "a\\nb"\n' in lines.read_bytes()
+    assert stored.digest == Manifest(manifest.files, ("empty",)).digest
+    assert stored.load() == Manifest(manifest.files, ("empty",))

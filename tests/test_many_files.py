@@ -6,7 +6,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import signal
 import subprocess
 import sys
 import threading
@@ -18,7 +17,7 @@ from pathlib import Path
 import pytest
 
 import pushgate
-from conftest import assert_every_version_complete
+from conftest import assert_every_version_complete, kill_when
 from pushgate.api import versions
 from pushgate.destination import open_destination
 from pushgate.journal import Journal
@@ -170,20 +169,16 @@ def test_s3_push_killed_while_files_land_in_the_version_is_never_published(
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    try:
-        deadline = time.monotonic() + 120
-        landed: dict[str, int] = {}
-        while time.monotonic() < deadline and proc.poll() is None:
-            numeric = dest.numeric_children()
-            if numeric:
-                landed = dest.list_version_files(numeric[0])
-                if len(landed) > 20:
-                    break
-            time.sleep(0.05)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(30)
-    finally:
-        proc.kill()
+    landed: dict[str, int] = {}
+
+    def landing() -> bool:
+        numeric = dest.numeric_children()
+        if numeric:
+            landed.clear()
+            landed.update(dest.list_version_files(numeric[0]))
+        return len(landed) > 20
+
+    kill_when(proc, landing, limit=120, every=0.05)
     assert len(landed) > 20, "the push never wrote into <v>/ before it ended"
     assert "saved_model.pb" not in landed  # the entry file lands last, after every other file
     (version,) = dest.numeric_children()

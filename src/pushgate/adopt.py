@@ -20,7 +20,7 @@ from typing import Any, cast
 
 from pushgate import __version__
 from pushgate.artifact import utc_now
-from pushgate.destination.base import Destination, manifest_key
+from pushgate.destination.base import Destination
 from pushgate.errors import DestinationError, PushgateError, UsageError
 from pushgate.journal import RECORD_SCHEMA, Journal, dumps, manifest_json, who
 from pushgate.lifecycle_common import check_version_arg, open_base
@@ -230,7 +230,7 @@ def adopt(request: AdoptRequest) -> AdoptResult:
                 "again when nothing writes to it"
             )
         if manifest.apart:  # before the record that names it (the claim is ours alone)
-            dest.write_meta(manifest_key(name), manifest.lines())
+            dest.store_manifest(name, manifest)
         if not dest.write_meta(
             f"records/{name}.json", dumps(_record(dest, name, manifest)), create_only=True
         ):

@@ -223,10 +223,10 @@ class Journal:
             if not isinstance(data, dict):
                 raise ValueError("no manifest")
             if "lines" not in data:
-                manifest: Manifest | ManifestFile = Manifest.from_json(data)
+                inline = Manifest.from_json(data)
+            elif data["lines"] != manifest_key(version):  # never a key a record chose
+                raise ValueError(f"its manifest is at {data['lines']!r}")
             else:
-                if data["lines"] != manifest_key(version):  # never a key a record chose
-                    raise ValueError(f"its manifest is at {data['lines']!r}")
                 dirs = tuple(str(d) for d in data.get("dirs") or ())
                 checked_rels(list(dirs))
                 digest, total = str(data["digest"]), int(data["total_bytes"])
@@ -234,7 +234,7 @@ class Journal:
         except (KeyError, TypeError, ValueError) as e:
             raise IntegrityError(f"{where} has no readable manifest ({e})") from None
         if "lines" not in data:
-            yield manifest
+            yield inline
             return
         with self.dest.meta_file(manifest_key(version)) as path:
             if path is None:

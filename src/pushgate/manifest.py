@@ -118,10 +118,13 @@ class Manifest:
 def stored_line(e: FileEntry) -> bytes:
     """One file's line in a manifest stored apart: the digest's own line ``"<sha256> <size>
     <path>\\n"``, the path as a JSON string where it holds a newline or starts with a quote."""
-    path = e.path
-    if "\n" in path or path.startswith('"'):
-        path = json.dumps(path)
+    path = json.dumps(e.path) if _escaped(e.path) else e.path
     return f"{e.sha256} {e.size} {path}\n".encode()
+
+
+def _escaped(path: str) -> bool:
+    """Whether a stored line holds ``path`` as a JSON string (see :func:`stored_line`)."""
+    return "\n" in path or path.startswith('"')
 
 
 def parse_lines(lines: list[bytes], where: str) -> tuple[list[FileEntry], bool]:
@@ -163,7 +166,7 @@ class ManifestWriter:
         self._h = hashlib.sha256()
         self._last: str | None = None
         self._pending: list[bytes] = []
-        self._escaped = False
+        self._canon: list[bytes] = []
         self.count = 0
         self.total_bytes = 0
 
@@ -173,21 +176,17 @@ class ManifestWriter:
         self._last = e.path
         self.count += 1
         self.total_bytes += e.size
-        self._pending.append(stored_line(e))
-        if "\n" in e.path or e.path.startswith('"'):
-            self._escaped = True
+        line = _canonical(e)
+        self._canon.append(line)  # what the digest hashes: the path as it is
+        self._pending.append(stored_line(e) if _escaped(e.path) else line)
         if len(self._pending) >= 4096:
             self._flush()
 
     def _flush(self) -> None:
-        text = b"".join(self._pending)
-        if self._escaped:  # the digest hashes paths as they are
-            self._h.update(b"".join(_canonical(e) for e in parse_lines(self._pending, "")[0]))
-        else:
-            self._h.update(text)
-        self.out.write(text)
+        self._h.update(b"".join(self._canon))
+        self.out.write(b"".join(self._pending))
         self._pending.clear()
-        self._escaped = False
+        self._canon.clear()
 
     def finish(self, path: Path, dirs: Iterable[str]) -> ManifestFile:
         """The manifest whose lines were written to ``path`` (the file behind ``out``), with the

@@ -276,10 +276,10 @@ class Destination(ABC):
             del data
             yield path
 
-    def store_manifest(self, version: str, staged: Staged) -> None:
-        """Store a staged manifest apart from the record (:func:`manifest_key`), before the
-        record that names it is written."""
-        self.write_meta(manifest_key(version), staged.manifest.lines())
+    def store_manifest(self, version: str, manifest: Manifest | ManifestFile) -> None:
+        """Store a manifest apart from its record (:func:`manifest_key`), before the record
+        that names it is written."""
+        self.write_meta(manifest_key(version), manifest.lines())
 
     # -- the push protocol --------------------------------------------------------------------
     @abstractmethod

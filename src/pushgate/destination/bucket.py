@@ -663,7 +663,7 @@ class ObjectStoreDestination(Destination):
             for p in entries:
                 copied(copy(p))
             if staged.manifest.apart:
-                self.store_manifest(version, staged)
+                self.store_manifest(version, staged.manifest)
             self.write_meta(f"records/{version}.json", record)
         except BaseException:
             cleaner.shutdown(wait=True)

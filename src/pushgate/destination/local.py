@@ -40,9 +40,9 @@ import uuid
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from multiprocessing.pool import AsyncResult
+from multiprocessing.pool import AsyncResult, Pool
 from pathlib import Path
-from typing import BinaryIO, NamedTuple
+from typing import BinaryIO, NamedTuple, TypeVar
 
 from pushgate.destination.base import (
     MAX_VERSION,
@@ -69,6 +69,7 @@ from pushgate.manifest import (
     CHUNK,
     SMALL_FILE,
     FileEntry,
+    Manifest,
     ManifestFile,
     ManifestWriter,
     bounded_map,
@@ -80,6 +81,9 @@ from pushgate.manifest import (
     workers,
 )
 from pushgate.source import SourceFile
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 _RENAME_NOREPLACE = 1
 _AT_FDCWD = -100
@@ -408,39 +412,67 @@ def _check_lines(root: str, block: bytes) -> _Lines:
     return _Lines(len(entries), present, size, first, last, escaped, missing, changed, errors)
 
 
+def _scan(directory: str, rel: str, odd: list[str]) -> list[tuple[str, str | None]]:
+    """One directory of a version, from its entries' types (no ``stat`` per file): ``(name,
+    None)`` per regular file, ``(name + "/", path)`` per directory (a server's own cache left
+    out); anything else is added to ``odd``. OSError when it cannot be read."""
+    found: list[tuple[str, str | None]] = []
+    with os.scandir(directory) as it:
+        for e in it:
+            if e.is_dir(follow_symlinks=False):
+                if e.name not in SERVER_WRITTEN_DIRS:
+                    found.append((f"{e.name}/", e.path))
+            elif e.is_file(follow_symlinks=False):
+                found.append((e.name, None))
+            else:
+                odd.append(f"{rel}{e.name} ({_kind(e.stat(follow_symlinks=False).st_mode)})")
+    return found
+
+
 def _count_files(top: str) -> tuple[int, list[str]]:
-    """Regular files under ``top`` (a server's own cache directories left out), and what is
-    neither a file nor a directory (a worker process's task)."""
+    """Regular files under ``top`` and what is neither a file nor a directory (a worker
+    process's task)."""
     count = 0
     odd: list[str] = []
     stack = [(top, "")]
     while stack:
         directory, rel = stack.pop()
         try:
-            with os.scandir(directory) as it:
-                for e in it:
-                    if e.is_dir(follow_symlinks=False):
-                        if e.name not in SERVER_WRITTEN_DIRS:
-                            stack.append((e.path, f"{rel}{e.name}/"))
-                    elif e.is_file(follow_symlinks=False):
-                        count += 1
-                    else:
-                        odd.append(
-                            f"{rel}{e.name} ({_kind(e.stat(follow_symlinks=False).st_mode)})"
-                        )
+            found = _scan(directory, rel, odd)
         except OSError:
             continue
+        for name, path in found:
+            if path is None:
+                count += 1
+            else:
+                stack.append((path, f"{rel}{name}"))
     return count, odd
 
 
-def _hashes(
-    done: int, result: AsyncResult[list[str]], progress: ProgressFn | None
-) -> Iterator[FileHash]:
-    got = result.get()
-    if progress:
-        progress(done)
-    for digest in got:
-        yield FileHash(None, digest[1:]) if digest.startswith("!") else FileHash(digest, None)
+@contextmanager
+def _fork_pool(processes: int) -> Iterator[Pool]:
+    pool = multiprocessing.get_context("fork").Pool(processes)
+    try:
+        yield pool
+    finally:
+        pool.terminate()
+        pool.join()
+
+
+def _in_order(
+    pool: Pool, fn: Callable[[T], R], tasks: Iterable[T], window: int
+) -> Iterator[tuple[T, R]]:
+    """``(task, fn(task))`` for each task, run on ``pool``, in the tasks' order, with at most
+    ``window`` tasks in flight (``Pool.imap`` would read every task up front)."""
+    pending: deque[tuple[T, AsyncResult[R]]] = deque()
+    for task in tasks:
+        pending.append((task, pool.apply_async(fn, (task,))))
+        if len(pending) > window:
+            done, result = pending.popleft()
+            yield done, result.get()
+    while pending:
+        done, result = pending.popleft()
+        yield done, result.get()
 
 
 def _reads_whole(manifest: ManifestFile) -> bool:
@@ -581,18 +613,7 @@ class LocalDestination(Destination):
 
         def walk(directory: str, rel: str) -> Iterator[tuple[str, int]]:
             try:
-                with os.scandir(directory) as it:
-                    found: list[tuple[str, str | None]] = []
-                    for e in it:
-                        if e.is_dir(follow_symlinks=False):
-                            if e.name not in SERVER_WRITTEN_DIRS:  # a server's own cache
-                                found.append((f"{e.name}/", e.path))
-                        elif e.is_file(follow_symlinks=False):
-                            found.append((e.name, None))
-                        else:
-                            odd.append(
-                                f"{rel}{e.name} ({_kind(e.stat(follow_symlinks=False).st_mode)})"
-                            )
+                found = _scan(directory, rel, odd)
             except OSError:
                 return  # gone or unreadable: its files show as missing
             found.sort()
@@ -645,20 +666,15 @@ class LocalDestination(Destination):
                 checked_rels([rel for rel, _ in chunk])
                 yield [(root + rel, size) for rel, size in chunk]
 
-        # a bounded window of chunks in flight (Pool.imap would read every item up front)
-        pending: deque[tuple[int, AsyncResult[list[str]]]] = deque()
-        pool = multiprocessing.get_context("fork").Pool(processes)
-        try:
-            for chunk in chunks():
-                done = sum(max(size, 0) for _, size in chunk)
-                pending.append((done, pool.apply_async(_hash_paths, (chunk,))))
-                if len(pending) > 2 * processes:
-                    yield from _hashes(*pending.popleft(), progress)
-            while pending:
-                yield from _hashes(*pending.popleft(), progress)
-        finally:
-            pool.terminate()
-            pool.join()
+        with _fork_pool(processes) as pool:
+            for chunk, got in _in_order(pool, _hash_paths, chunks(), 2 * processes):
+                if progress:
+                    progress(sum(max(size, 0) for _, size in chunk))
+                for digest in got:
+                    if digest.startswith("!"):
+                        yield FileHash(None, digest[1:])
+                    else:
+                        yield FileHash(digest, None)
 
     def compare_lines(
         self,
@@ -678,42 +694,37 @@ class LocalDestination(Destination):
         root = f"{self.url}/{version}/"
         h = hashlib.sha256()
         count, escaped, last = 0, False, ""
-        pending: deque[AsyncResult[_Lines]] = deque()
 
-        def take(got: _Lines) -> None:
-            nonlocal count, escaped, last
-            count += got.read
-            escaped |= got.escaped
-            if got.read and last and got.first <= last:
-                found.errors.append("the manifest is not sorted by path: it was edited or damaged")
-            last = got.last or last
-            found.files += got.present
-            found.bytes += got.bytes
-            found.missing += got.missing
-            found.changed += got.changed
-            found.errors += got.errors
-            if progress:
-                progress(got.bytes)
-
-        pool = multiprocessing.get_context("fork").Pool(processes)
-        try:
-            listed = pool.apply_async(_count_files, (root,))
+        def blocks() -> Iterator[bytes]:
             with open(manifest.path, "rb") as lines:
                 while block := lines.read(_LINES_BLOCK):
                     if not block.endswith(b"\n"):
                         block += lines.readline()
                     h.update(block)
-                    pending.append(pool.apply_async(_check_lines, (root, block)))
-                    if len(pending) > 2 * processes:
-                        take(pending.popleft().get())
-            while pending:
-                take(pending.popleft().get())
-            files, odd = listed.get()
+                    yield block
+
+        check = functools.partial(_check_lines, root)
+        try:
+            with _fork_pool(processes) as pool:
+                listed = pool.apply_async(_count_files, (root,))
+                for _, got in _in_order(pool, check, blocks(), 2 * processes):
+                    count += got.read
+                    escaped |= got.escaped
+                    if got.read and last and got.first <= last:
+                        found.errors.append(
+                            "the manifest is not sorted by path: it was edited or damaged"
+                        )
+                    last = got.last or last
+                    found.files += got.present
+                    found.bytes += got.bytes
+                    found.missing += got.missing
+                    found.changed += got.changed
+                    found.errors += got.errors
+                    if progress:
+                        progress(got.bytes)
+                files, odd = listed.get()
         except OSError as e:
             raise IntegrityError(f"cannot read the manifest {manifest.path}: {e}") from e
-        finally:
-            pool.terminate()
-            pool.join()
         for d in manifest.dirs:
             h.update(f"dir {d}/\n".encode())
         intact = f"sha256:{h.hexdigest()}" == manifest.digest and count == manifest.count
@@ -1027,10 +1038,9 @@ class LocalDestination(Destination):
         progress: ProgressFn | None,
         dirs: Sequence[str] = (),
     ) -> Staged:
-        staging = self._inside("staging", create=True)
-        root = staging / token
+        root = self._inside("staging", create=True) / token
         try:
-            manifest = self._copy_tree(files, root, progress, dirs, staging / f"{token}.lines")
+            manifest = self._copy_tree(files, root, progress, dirs, self._lines(token))
         except OSError as e:
             self.discard(token)
             err = _wrap(e, "copying the model into", root)
@@ -1074,12 +1084,11 @@ class LocalDestination(Destination):
             raise
 
     def publish(self, staged: Staged, version: str, record: bytes) -> None:
-        staging = self._inside("staging")
-        src = staging / staged.token
+        src = self._inside("staging") / staged.token
         dst = self.base / version
         key = f"records/{version}.json"
         if staged.manifest.apart:
-            self.store_manifest(version, staged)
+            self.store_manifest(version, staged.manifest)
         try:
             self.write_meta(key, record)
         except BaseException:
@@ -1092,12 +1101,16 @@ class LocalDestination(Destination):
             self.delete_meta(key)
             self.delete_meta(manifest_key(version))
             raise _wrap(e, "publishing", dst) from e
-        (staging / f"{staged.token}.lines").unlink(missing_ok=True)
+        self._lines(staged.token).unlink(missing_ok=True)
 
-    def store_manifest(self, version: str, staged: Staged) -> None:
-        lines = self._inside("staging") / f"{staged.token}.lines"
-        if not isinstance(staged.manifest, ManifestFile) or staged.manifest.path != lines:
-            super().store_manifest(version, staged)
+    def _lines(self, token: str) -> Path:
+        """Where the copy of staging ``token`` writes its manifest's lines."""
+        return self._inside("staging") / f"{token}.lines"
+
+    def store_manifest(self, version: str, manifest: Manifest | ManifestFile) -> None:
+        lines = manifest.path if isinstance(manifest, ManifestFile) else None
+        if lines is None or lines.parent != self._inside("staging"):
+            super().store_manifest(version, manifest)  # not a copy's own lines: written anew
             return
         path = self._meta_path(manifest_key(version), create=True)
         try:
@@ -1120,9 +1133,8 @@ class LocalDestination(Destination):
 
     def discard(self, token: str) -> None:
         with contextlib.suppress(DestinationInputError):  # a planted link: nothing of ours
-            staging = self._inside("staging")
-            remove_entry(staging / token)
-            (staging / f"{token}.lines").unlink(missing_ok=True)
+            remove_entry(self._inside("staging") / token)
+            self._lines(token).unlink(missing_ok=True)
 
     def recover(self) -> list[str]:
         """Clean what dead pushers left. Reports what was removed, and what could not be (a line
@@ -1166,8 +1178,8 @@ class LocalDestination(Destination):
                         done.append(f"removed the manifest of version {version}, never published")
                 if os.path.lexists(staging / token):
                     remove(staging / token, f"staging debris {staging / token}")
-                if os.path.lexists(staging / f"{token}.lines"):
-                    remove(staging / f"{token}.lines", f"staging debris {staging}/{token}.lines")
+                if os.path.lexists(self._lines(token)):
+                    remove(self._lines(token), f"staging debris {self._lines(token)}")
                 lock.unlink(missing_ok=True)
             except OSError as e:
                 if e.errno == errno.ELOOP:
